@@ -1,0 +1,27 @@
+"""The ``caloforge`` command line: one sub-command per concern, every input error reported as one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from caloforge.cli import data
+from caloforge.errors import CaloforgeError
+
+app = typer.Typer(
+    help="caloforge: machine-learned fast calorimeter simulation on CaloChallenge-format showers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        app()
+    except CaloforgeError as err:
+        print(f"caloforge: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,27 @@
+"""Helpers shared by the CLI modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from caloforge.data import ShowerFile, open_showers
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Geometry, geometry_for_voxels, load_geometry
+
+GEOMETRY_HELP = "Geometry: ds1-photons, ds1-pions, ds2, ds3, par04, par04-coarse, or a binning XML path. " \
+                "Default: guessed from the voxel count."
+GeometryOption = typer.Option(None, "--geometry", "-g", help=GEOMETRY_HELP)
+
+
+def open_with_geometry(path: Path, geometry: str | None) -> tuple[ShowerFile, Geometry]:
+    """Open a file and resolve its geometry (given, or guessed from the voxel count)."""
+    if geometry is not None:
+        geo = load_geometry(geometry)
+        return open_showers(path, geo), geo
+    handle = open_showers(path)
+    geo = geometry_for_voxels(handle.n_voxels)
+    if geo is None:
+        raise CaloforgeError(f"{path}: no built-in geometry has {handle.n_voxels} voxels; pass --geometry")
+    return open_showers(path, geo), geo

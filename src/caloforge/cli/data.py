@@ -1,0 +1,85 @@
+"""``caloforge data``: inspect, check, fetch and rebin CaloChallenge files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from tqdm import tqdm
+
+from caloforge.cli.common import GeometryOption, open_with_geometry
+from caloforge.data import OFFICIAL_DATASETS, ShowerWriter, fetch
+from caloforge.geometry import Rebinning, load_geometry
+
+app = typer.Typer(help="Inspect, check, download and rebin CaloChallenge HDF5 shower files.", no_args_is_help=True)
+
+CHUNK = typer.Option(10_000, help="Showers read at a time (memory stays bounded by this).")
+
+
+@app.command()
+def info(file: Path, geometry: str = GeometryOption, chunk_size: int = CHUNK) -> None:
+    """Summarise a file: showers, energy range, geometry, sparsity and mean deposited / incident energy."""
+    handle, geo = open_with_geometry(file, geometry)
+    e_min, e_max, nonzero, ratio_sum = np.inf, 0.0, 0, 0.0
+    for energies, showers in tqdm(handle.iter_chunks(chunk_size), total=-(-handle.n // chunk_size),
+                                  desc="reading", unit="chunk", leave=False):
+        e_min, e_max = min(e_min, energies.min()), max(e_max, energies.max())
+        nonzero += int(np.count_nonzero(showers))
+        ratio_sum += float((showers.sum(1, dtype=np.float64) / energies).sum())
+    typer.echo(f"file          {file}")
+    typer.echo(f"showers       {handle.n}")
+    typer.echo(f"energy range  {e_min / 1e3:.4g} - {e_max / 1e3:.4g} GeV")
+    typer.echo(f"geometry      {geo.describe()}")
+    typer.echo(f"sparsity      {1 - nonzero / (handle.n * geo.n_voxels):.3f} (fraction of voxels at zero)")
+    typer.echo(f"E_dep/E_inc   {ratio_sum / handle.n:.4f} (mean)")
+
+
+@app.command()
+def check(file: Path, geometry: str = GeometryOption, chunk_size: int = CHUNK) -> None:
+    """Check structure, voxel count against the geometry, and every value (NaN/inf, negative energies)."""
+    handle, geo = open_with_geometry(file, geometry)
+    for _ in tqdm(handle.iter_chunks(chunk_size), total=-(-handle.n // chunk_size), desc="checking",
+                  unit="chunk", leave=False):
+        pass
+    typer.echo(f"{file}: OK ({handle.n} showers, {geo.describe()})")
+
+
+@app.command("fetch")
+def fetch_command(
+    datasets: list[str] = typer.Argument(None, help=f"Dataset keys: {', '.join(OFFICIAL_DATASETS)}."),
+    directory: Path = typer.Option(Path("data"), "--dir", help="Where to put the files."),
+    list_only: bool = typer.Option(False, "--list", help="List the official datasets and exit."),
+) -> None:
+    """Download official CaloChallenge files from Zenodo and verify them (MD5 where published)."""
+    if list_only or not datasets:
+        for entry in OFFICIAL_DATASETS.values():
+            typer.echo(f"{entry.key:15s} {entry.filename:26s} {entry.geometry:12s} {entry.role:9s} {entry.url}")
+        return
+    for key in datasets:
+        with tqdm(desc=key, unit="B", unit_scale=True) as bar:
+            def progress(done: int, total: int | None) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+            path = fetch(key, directory, progress)
+        typer.echo(f"{key}: {path}")
+
+
+@app.command()
+def rebin(
+    file: Path,
+    out: Path,
+    to: str = typer.Option(..., "--to", help="Target geometry (name or XML)."),
+    geometry: str = GeometryOption,
+    chunk_size: int = CHUNK,
+) -> None:
+    """Move every shower onto another geometry through the voxel overlap matrix (e.g. par04 -> par04-coarse)."""
+    handle, src = open_with_geometry(file, geometry)
+    rebinning = Rebinning(src, load_geometry(to))
+    attrs = {"source_file": str(file), "source_geometry": src.name, "geometry": rebinning.dst.name}
+    with ShowerWriter(out, rebinning.dst.n_voxels, attrs) as writer:
+        for energies, showers in tqdm(handle.iter_chunks(chunk_size), total=-(-handle.n // chunk_size),
+                                      desc="rebinning", unit="chunk", leave=False):
+            writer.append(energies, rebinning(showers))
+    note = "" if rebinning.conserves_energy else " (target does not cover every source voxel: energy not conserved)"
+    typer.echo(f"{out}: {handle.n} showers on {rebinning.dst.describe()}{note}")

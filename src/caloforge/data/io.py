@@ -1,0 +1,209 @@
+"""Reading and writing CaloChallenge HDF5 files.
+
+A file holds ``incident_energies`` (N, 1) and ``showers`` (N, voxels), both in MeV. Files can be far larger than
+memory (a ds3 file is 16 GB), so reading streams row blocks (``iter_chunks``) or gathers given rows (``read``);
+every block is checked as it is read, so a bad value is reported wherever it sits. Writing goes to a temporary
+name beside the target and is renamed only when complete: an interrupted run never leaves a half file behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from caloforge import __version__
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Geometry
+
+ENERGIES_KEY = "incident_energies"
+SHOWERS_KEY = "showers"
+
+
+@dataclass(frozen=True)
+class ShowerFile:
+    """An opened (structure-checked) CaloChallenge file. Data are read lazily."""
+
+    path: Path
+    n: int
+    n_voxels: int
+    geometry: Geometry | None = None
+
+    def _open(self) -> h5py.File:
+        return h5py.File(self.path, "r")
+
+    def energies(self) -> np.ndarray:
+        """(N,) incident energies in MeV, checked."""
+        with self._open() as f:
+            energies = _read(self.path, f[ENERGIES_KEY], slice(None))[:, 0]
+        check_values(self.path, energies, None)
+        return energies
+
+    def read(self, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(energies (n,), showers (n, voxels)) of a slice or of given row indices (any order), checked."""
+        if isinstance(rows, slice):
+            index: slice | np.ndarray = rows
+            order = None
+        else:
+            rows = np.asarray(rows)
+            order = np.argsort(rows)
+            index = rows[order]  # h5py gathers only increasing indices
+        with self._open() as f:
+            energies = _read(self.path, f[ENERGIES_KEY], index)[:, 0]
+            showers = _read(self.path, f[SHOWERS_KEY], index)
+        if order is not None:
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(len(order))
+            energies, showers = energies[inverse], showers[inverse]
+        check_values(self.path, energies, showers)
+        return energies, showers
+
+    def iter_chunks(self, chunk_size: int = 10_000, start: int = 0, stop: int | None = None
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Consecutive (energies, showers) blocks of at most ``chunk_size`` rows: memory stays bounded."""
+        stop = self.n if stop is None else min(stop, self.n)
+        with self._open() as f:
+            for begin in range(start, stop, chunk_size):
+                rows = slice(begin, min(begin + chunk_size, stop))
+                energies = _read(self.path, f[ENERGIES_KEY], rows)[:, 0]
+                showers = _read(self.path, f[SHOWERS_KEY], rows)
+                check_values(self.path, energies, showers, first_row=begin)
+                yield energies, showers
+
+    def read_all(self, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``limit`` (default all) showers in memory; use ``iter_chunks`` for files larger than memory."""
+        return self.read(slice(0, self.n if limit is None else min(limit, self.n)))
+
+    def attrs(self) -> dict:
+        with self._open() as f:
+            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+
+
+def _read(path: Path, dataset: h5py.Dataset, rows) -> np.ndarray:
+    try:
+        return np.asarray(dataset[rows], dtype=np.float32)
+    except (OSError, RuntimeError) as err:
+        raise CaloforgeError(f"{path}: dataset '{dataset.name.lstrip('/')}' cannot be read (truncated or corrupt file: {err})") from None
+
+
+def open_showers(path: str | Path, geometry: Geometry | None = None) -> ShowerFile:
+    """Open a CaloChallenge file and check its structure (and voxel count against ``geometry``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CaloforgeError(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise CaloforgeError(f"{path}: not an HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise CaloforgeError(f"{path}: cannot open HDF5 file (truncated or corrupt: {err})") from None
+    with f:
+        keys = sorted(f.keys())
+        for key in (ENERGIES_KEY, SHOWERS_KEY):
+            if key not in f or not isinstance(f[key], h5py.Dataset):
+                raise CaloforgeError(
+                    f"{path}: missing dataset '{key}' (found: {', '.join(keys) or 'nothing'}; "
+                    f"a CaloChallenge file holds '{ENERGIES_KEY}' and '{SHOWERS_KEY}')"
+                )
+        e_shape, s_shape = f[ENERGIES_KEY].shape, f[SHOWERS_KEY].shape
+    if len(e_shape) != 2 or e_shape[1] != 1:
+        raise CaloforgeError(f"{path}: '{ENERGIES_KEY}' has shape {e_shape}, expected (N, 1)")
+    if len(s_shape) != 2:
+        raise CaloforgeError(f"{path}: '{SHOWERS_KEY}' has shape {s_shape}, expected (N, voxels)")
+    if e_shape[0] != s_shape[0]:
+        raise CaloforgeError(f"{path}: {e_shape[0]} incident energies but {s_shape[0]} showers")
+    if e_shape[0] == 0:
+        raise CaloforgeError(f"{path}: holds no showers")
+    if geometry is not None and s_shape[1] != geometry.n_voxels:
+        raise CaloforgeError(
+            f"{path}: showers have {s_shape[1]} voxels but geometry {geometry.name} has {geometry.n_voxels}"
+        )
+    return ShowerFile(path=path, n=int(e_shape[0]), n_voxels=int(s_shape[1]), geometry=geometry)
+
+
+def check_values(path: str | Path, energies: np.ndarray, showers: np.ndarray | None, first_row: int = 0) -> None:
+    """Raise a one-line error at the first NaN/inf, negative voxel energy or non-positive incident energy."""
+    for name, values, positive in ((ENERGIES_KEY, energies, True), (SHOWERS_KEY, showers, False)):
+        if values is None:
+            continue
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = first_row + int(np.argwhere(bad)[0][0])
+            raise CaloforgeError(f"{path}: '{name}' holds NaN or inf (first at row {row})")
+        bad = values <= 0 if positive else values < 0
+        if bad.any():
+            row = first_row + int(np.argwhere(bad)[0][0])
+            kind = "non-positive incident energies" if positive else "negative voxel energies"
+            raise CaloforgeError(f"{path}: '{name}' holds {kind} (first at row {row})")
+
+
+def provenance(**extra) -> dict:
+    """Attributes recorded in every file caloforge writes."""
+    return {
+        "caloforge_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+
+
+class ShowerWriter:
+    """Appends showers to a CaloChallenge file written atomically (temporary name, renamed on success).
+
+    Use as a context manager; on an exception the temporary file is removed and any existing target is kept.
+    """
+
+    def __init__(self, path: str | Path, n_voxels: int, attrs: dict | None = None, chunk_rows: int = 1000):
+        self.path = Path(path)
+        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.n_voxels = n_voxels
+        self.attrs = provenance(**(attrs or {}))
+        self.chunk_rows = chunk_rows
+        self.n = 0
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> ShowerWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = h5py.File(self.tmp_path, "w")
+        self._file.create_dataset(ENERGIES_KEY, shape=(0, 1), maxshape=(None, 1), dtype="f4",
+                                  chunks=(self.chunk_rows, 1), compression="gzip")
+        self._file.create_dataset(SHOWERS_KEY, shape=(0, self.n_voxels), maxshape=(None, self.n_voxels), dtype="f4",
+                                  chunks=(self.chunk_rows, self.n_voxels), compression="gzip")
+        for key, value in self.attrs.items():
+            self._file.attrs[key] = value
+        return self
+
+    def append(self, energies: np.ndarray, showers: np.ndarray) -> None:
+        energies = np.asarray(energies, dtype=np.float32).reshape(-1, 1)
+        showers = np.asarray(showers, dtype=np.float32)
+        if showers.shape != (len(energies), self.n_voxels):
+            raise CaloforgeError(f"{self.path}: cannot append showers of shape {showers.shape} "
+                                 f"with {len(energies)} energies to a file of {self.n_voxels} voxels")
+        assert self._file is not None, "ShowerWriter.append outside its 'with' block"
+        end = self.n + len(energies)
+        for key, block in ((ENERGIES_KEY, energies), (SHOWERS_KEY, showers)):
+            self._file[key].resize(end, axis=0)
+            self._file[key][self.n:end] = block
+        self.n = end
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._file is not None
+        self._file.attrs["n_showers"] = self.n
+        self._file.close()
+        if exc_type is None:
+            os.replace(self.tmp_path, self.path)
+        else:
+            self.tmp_path.unlink(missing_ok=True)
+
+
+def write_showers(path: str | Path, energies: np.ndarray, showers: np.ndarray, attrs: dict | None = None) -> Path:
+    """Write a whole CaloChallenge file atomically; returns its path."""
+    with ShowerWriter(path, np.shape(showers)[1], attrs) as writer:
+        writer.append(energies, showers)
+    return Path(path)
