@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from caloforge.cli import data
+from caloforge.cli import bench, data, run
 from caloforge.errors import CaloforgeError
 
 app = typer.Typer(
@@ -16,6 +16,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.command()(run.train)
+app.command()(run.generate)
+app.command()(bench.bench)
 
 
 def main() -> None:

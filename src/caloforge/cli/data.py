@@ -9,12 +9,19 @@ import typer
 from tqdm import tqdm
 
 from caloforge.cli.common import GeometryOption, open_with_geometry
-from caloforge.data import OFFICIAL_DATASETS, ShowerWriter, fetch
+from caloforge.data import OFFICIAL_DATASETS, ShowerFile, ShowerWriter, fetch
 from caloforge.geometry import Rebinning, load_geometry
 
 app = typer.Typer(help="Inspect, check, download and rebin CaloChallenge HDF5 shower files.", no_args_is_help=True)
 
-CHUNK = typer.Option(10_000, help="Showers read at a time (memory stays bounded by this).")
+CHUNK = typer.Option(10_000, min=1, help="Showers read at a time (memory stays bounded by this).")
+
+
+def _chunks(handle: ShowerFile, chunk_size: int, desc: str) -> tqdm:
+    """The file's row blocks with a progress bar; the bar shows only on a terminal, so that piped or logged
+    stderr holds nothing but the one-line error of a failure."""
+    return tqdm(handle.iter_chunks(chunk_size), total=-(-handle.n // chunk_size), desc=desc, unit="chunk",
+                leave=False, disable=None)
 
 
 @app.command()
@@ -22,8 +29,7 @@ def info(file: Path, geometry: str = GeometryOption, chunk_size: int = CHUNK) ->
     """Summarise a file: showers, energy range, geometry, sparsity and mean deposited / incident energy."""
     handle, geo = open_with_geometry(file, geometry)
     e_min, e_max, nonzero, ratio_sum = np.inf, 0.0, 0, 0.0
-    for energies, showers in tqdm(handle.iter_chunks(chunk_size), total=-(-handle.n // chunk_size),
-                                  desc="reading", unit="chunk", leave=False):
+    for energies, showers in _chunks(handle, chunk_size, "reading"):
         e_min, e_max = min(e_min, energies.min()), max(e_max, energies.max())
         nonzero += int(np.count_nonzero(showers))
         ratio_sum += float((showers.sum(1, dtype=np.float64) / energies).sum())
@@ -39,8 +45,7 @@ def info(file: Path, geometry: str = GeometryOption, chunk_size: int = CHUNK) ->
 def check(file: Path, geometry: str = GeometryOption, chunk_size: int = CHUNK) -> None:
     """Check structure, voxel count against the geometry, and every value (NaN/inf, negative energies)."""
     handle, geo = open_with_geometry(file, geometry)
-    for _ in tqdm(handle.iter_chunks(chunk_size), total=-(-handle.n // chunk_size), desc="checking",
-                  unit="chunk", leave=False):
+    for _ in _chunks(handle, chunk_size, "checking"):
         pass
     typer.echo(f"{file}: OK ({handle.n} showers, {geo.describe()})")
 
@@ -57,7 +62,7 @@ def fetch_command(
             typer.echo(f"{entry.key:15s} {entry.filename:26s} {entry.geometry:12s} {entry.role:9s} {entry.url}")
         return
     for key in datasets:
-        with tqdm(desc=key, unit="B", unit_scale=True) as bar:
+        with tqdm(desc=key, unit="B", unit_scale=True, disable=None) as bar:
             def progress(done: int, total: int | None) -> None:
                 bar.total = total
                 bar.update(done - bar.n)
@@ -78,8 +83,7 @@ def rebin(
     rebinning = Rebinning(src, load_geometry(to))
     attrs = {"source_file": str(file), "source_geometry": src.name, "geometry": rebinning.dst.name}
     with ShowerWriter(out, rebinning.dst.n_voxels, attrs) as writer:
-        for energies, showers in tqdm(handle.iter_chunks(chunk_size), total=-(-handle.n // chunk_size),
-                                      desc="rebinning", unit="chunk", leave=False):
+        for energies, showers in _chunks(handle, chunk_size, "rebinning"):
             writer.append(energies, rebinning(showers))
     note = "" if rebinning.conserves_energy else " (target does not cover every source voxel: energy not conserved)"
     typer.echo(f"{out}: {handle.n} showers on {rebinning.dst.describe()}{note}")

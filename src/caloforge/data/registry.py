@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from caloforge.data.io import open_showers
 from caloforge.errors import CaloforgeError
+from caloforge.geometry import load_geometry
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,21 @@ def md5sum(path: Path, block: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def verify(entry: OfficialDataset, path: Path) -> str | None:
+    """Why ``path`` is not a good copy of ``entry`` (None when it is): its MD5 where published, else its
+    structure (datasets, voxel count of the geometry, number of showers)."""
+    if entry.md5 is not None:
+        digest = md5sum(path)
+        return None if digest == entry.md5 else f"MD5 {digest} does not match the published {entry.md5}"
+    try:
+        handle = open_showers(path, load_geometry(entry.geometry))
+    except CaloforgeError as err:
+        return str(err).removeprefix(f"{path}: ")
+    if entry.n_showers is not None and handle.n != entry.n_showers:
+        return f"{handle.n} showers, expected {entry.n_showers}"
+    return None
+
+
 def fetch(key: str, directory: Path, progress: Callable[[int, int | None], None] | None = None,
           timeout: float = 30.0) -> Path:
     """Download one official file into ``directory`` (atomically) and verify it; returns its path."""
@@ -69,7 +86,7 @@ def fetch(key: str, directory: Path, progress: Callable[[int, int | None], None]
         raise CaloforgeError(f"unknown dataset '{key}'; known: {', '.join(OFFICIAL_DATASETS)}")
     entry = OFFICIAL_DATASETS[key]
     target = Path(directory) / entry.filename
-    if target.exists() and (entry.md5 is None or md5sum(target) == entry.md5):
+    if target.exists() and verify(entry, target) is None:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
@@ -82,6 +99,8 @@ def fetch(key: str, directory: Path, progress: Callable[[int, int | None], None]
                 done += len(chunk)
                 if progress:
                     progress(done, total)
+        if total is not None and done != total:
+            raise OSError(f"connection closed after {done} of {total} bytes")
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         tmp.unlink(missing_ok=True)
         reason = getattr(err, "reason", err)
@@ -90,8 +109,8 @@ def fetch(key: str, directory: Path, progress: Callable[[int, int | None], None]
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if entry.md5 is not None and (digest := md5sum(tmp)) != entry.md5:
+    if (problem := verify(entry, tmp)) is not None:
         tmp.unlink(missing_ok=True)
-        raise CaloforgeError(f"{entry.filename}: MD5 {digest} does not match the published {entry.md5}")
+        raise CaloforgeError(f"{entry.filename}: downloaded file rejected: {problem}")
     os.replace(tmp, target)
     return target

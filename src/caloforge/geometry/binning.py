@@ -34,8 +34,9 @@ class Geometry:
         if not (len(self.layer_ids) == len(self.r_edges) == len(self.n_alpha)) or not self.layer_ids:
             raise CaloforgeError(f"geometry {self.name}: needs the same, non-zero number of layers, edges and alphas")
         for lid, edges, na in zip(self.layer_ids, self.r_edges, self.n_alpha):
-            if len(edges) < 2 or np.any(np.diff(edges) <= 0) or na < 1:
-                raise CaloforgeError(f"geometry {self.name}: layer {lid} needs increasing r edges and n_alpha >= 1")
+            if not _valid_edges(edges) or na < 1:
+                raise CaloforgeError(f"geometry {self.name}: layer {lid} needs finite, increasing r edges from r >= 0 "
+                                     "and n_alpha >= 1")
 
     # --- sizes -------------------------------------------------------------------------------------------
     @property
@@ -142,6 +143,11 @@ class Geometry:
         else:
             layout = "irregular: " + ", ".join(f"{na}a x {nr}r" for na, nr in zip(self.n_alpha, self.n_r))
         return f"{self.name} ({self.n_voxels} voxels, {layout})"
+
+
+def _valid_edges(edges: np.ndarray) -> bool:
+    """At least two finite, strictly increasing radii from r >= 0 (NaN fails every comparison, so it is caught)."""
+    return len(edges) >= 2 and bool(edges[0] >= 0 and np.all(np.diff(edges) > 0) and np.isfinite(edges[-1]))
 
 
 def parse_binning_xml(path: str | Path, name: str | None = None) -> Geometry:

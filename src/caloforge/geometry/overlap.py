@@ -28,7 +28,7 @@ def resolve_layer_map(src: Geometry, dst: Geometry, layer_map: Sequence[int] | N
     """
     if layer_map is not None:
         result = np.asarray(layer_map, dtype=int)
-        if len(result) != src.n_layers or result.max() >= dst.n_layers:
+        if len(result) != src.n_layers or result.max() >= dst.n_layers or result.min() < -1 or result.max() < 0:
             raise CaloforgeError(f"layer map {list(result)} does not fit {src.name} -> {dst.name}")
         return result
     if dst.parent_layers is not None and sorted(sum(dst.parent_layers, ())) == list(range(src.n_layers)):

@@ -1,0 +1,162 @@
+"""The one training loop every model family uses.
+
+Single process, or many under ``torchrun`` (DistributedDataParallel; rank 0 logs and writes checkpoints). Each
+epoch ends with a validation loss of the EMA weights and an atomic checkpoint (``last.pt``; ``best.pt`` when the
+validation loss improves). ``resume=True`` continues from ``last.pt``: the batch order is a function of
+(seed, epoch) and the RNG state is saved, so a killed-and-resumed run ends where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import load_geometry
+from caloforge.models import get_family
+from caloforge.train import distributed
+from caloforge.train.checkpoint import Checkpoint, geometry_to_dict, load_checkpoint, save_checkpoint, slim
+from caloforge.train.config import RunConfig, from_dict
+from caloforge.train.data import load_split, make_loader
+
+
+def _lr_lambda(config, steps_per_epoch: int):
+    total = max(1, config.epochs * steps_per_epoch if not config.max_steps else config.max_steps)
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+        return 0.5 * (1 + math.cos(math.pi * progress)) * 0.99 + 0.01
+    return factor
+
+
+@torch.no_grad()
+def _validation_loss(model, loader, device, seed: int) -> float:
+    """Mean loss on the validation set with a fixed noise seed, so epochs compare like with like."""
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    total, count = 0.0, 0
+    for energies, showers in loader:
+        total += float(model(energies.to(device), showers.to(device))) * len(energies)
+        count += len(energies)
+    torch.set_rng_state(state)
+    return total / max(count, 1)
+
+
+def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train ``run`` into ``out_dir`` (``last.pt``, ``best.pt``, ``model.pt``, ``log.jsonl``); returns ``model.pt``."""
+    out_dir = Path(out_dir)
+    cfg = run.train
+    ctx = distributed.init(cfg.device)
+    geometry = load_geometry(run.geometry)
+    family = get_family(run.family)
+    model_config = from_dict(family.config, run.model, f"{run.family} model config")
+    torch.manual_seed(cfg.seed + ctx.rank)
+
+    train_set, val_set = load_split(run.data, geometry, cfg.seed)
+    last = out_dir / "last.pt"
+    state = load_checkpoint(last) if resume and last.exists() else None
+    if resume and state is None and ctx.is_main:
+        print(f"no checkpoint at {last}: starting a new run")
+    fitted = state.header["fitted"] if state else family.fit(model_config, geometry, train_set.energies, train_set.showers)
+
+    model = family.build(model_config, geometry, fitted).to(ctx.device)
+    if cfg.init_from and state is None:
+        source = load_checkpoint(cfg.init_from)
+        model.load_state_dict(source.ema or source.model, strict=False)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    train_loader = make_loader(train_set, cfg.batch_size, ctx, cfg.seed, shuffle=True)
+    val_loader = make_loader(val_set, cfg.batch_size, ctx, cfg.seed, shuffle=False)
+    if len(train_loader) == 0:
+        raise CaloforgeError(f"{run.data.train}: too few showers ({len(train_set)}) for one batch of {cfg.batch_size}")
+    if cfg.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, len(train_loader)))
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=cfg.lr_patience)
+    header = {"family": run.family, "model_config": run.model, "run": run.to_dict(), "fitted": fitted,
+              "geometry": geometry_to_dict(geometry), "sample_defaults": {**family.sample_defaults, **run.sample},
+              "epoch": 0, "step": 0, "best_val": float("inf"), "stale_epochs": 0}
+    if state:
+        model.load_state_dict(state.model)
+        ema.module.load_state_dict(state.ema)
+        ema.n_averaged.fill_(state.header["step"])
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        torch.set_rng_state(state.rng)
+        header.update({k: state.header[k] for k in ("epoch", "step", "best_val", "stale_epochs")})
+    net = DistributedDataParallel(model) if ctx.distributed else model
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log = (out_dir / "log.jsonl").open("a")
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"{run.family} on {geometry.describe()}: {n_params:,} parameters, {len(train_set)} train / "
+              f"{len(val_set)} val showers, {ctx.world_size} process(es) on {ctx.device}")
+
+    while header["epoch"] < cfg.epochs and not (cfg.max_steps and header["step"] >= cfg.max_steps):
+        epoch = header["epoch"]
+        train_loader.sampler.set_epoch(epoch)
+        model.train()
+        started, running, seen = time.perf_counter(), 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and ctx.is_main),
+                   leave=False, unit="batch")
+        for energies, showers in bar:
+            loss = net(energies.to(ctx.device), showers.to(ctx.device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            ema.update_parameters(model)
+            if cfg.schedule == "cosine":
+                scheduler.step()
+            header["step"] += 1
+            running += loss.item() * len(energies)
+            seen += len(energies)
+            bar.set_postfix(loss=f"{running / seen:.4f}", showers_per_s=f"{seen / (time.perf_counter() - started):.0f}")
+            if cfg.max_steps and header["step"] >= cfg.max_steps:
+                break
+        ema.module.eval()
+        val = distributed.mean_over_ranks(_validation_loss(ema.module, val_loader, ctx.device, cfg.seed), ctx)
+        train_loss = distributed.mean_over_ranks(running / max(seen, 1), ctx)
+        if cfg.schedule == "plateau":
+            scheduler.step(val)
+        header["epoch"] = epoch + 1
+        improved = val < header["best_val"]
+        header["best_val"] = min(val, header["best_val"])
+        header["stale_epochs"] = 0 if improved else header["stale_epochs"] + 1
+        if ctx.is_main:
+            record = {"epoch": epoch + 1, "step": header["step"], "train_loss": train_loss, "val_loss": val,
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2)}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            print(f"epoch {epoch + 1}: train {train_loss:.5f}  val {val:.5f}{'  *' if improved else ''}  "
+                  f"({record['seconds']} s, {seen * ctx.world_size / record['seconds']:.0f} showers/s)")
+            checkpoint = Checkpoint(header=dict(header), model=model.state_dict(), ema=ema.module.state_dict(),
+                                    optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                                    rng=torch.get_rng_state())
+            save_checkpoint(last, checkpoint)
+            if improved:
+                save_checkpoint(out_dir / "best.pt", slim(checkpoint))
+        distributed.barrier(ctx)
+        if cfg.patience and header["stale_epochs"] >= cfg.patience:
+            if ctx.is_main:
+                print(f"early stop: validation loss flat for {cfg.patience} epochs")
+            break
+
+    final = out_dir / "model.pt"
+    if ctx.is_main:
+        best = out_dir / "best.pt"
+        save_checkpoint(final, load_checkpoint(best) if best.exists() else slim(load_checkpoint(last)))
+        log.close()
+    distributed.barrier(ctx)
+    distributed.finish(ctx)
+    return final
