@@ -3,10 +3,11 @@ reported as one line naming the file and the problem (in the library and through
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -183,7 +184,7 @@ def _named(names: dict[str, np.ndarray]) -> Callable[[Path], None]:
 
 def _edited(edit: Callable[[np.ndarray, np.ndarray], None]) -> Callable[[Path], None]:
     """A valid file whose values ``edit`` spoils (in place) before writing."""
-    def make(path: Path, energies=None, showers=None) -> None:
+    def make(path: Path) -> None:
         energies, showers = open_showers(sample_path()).read(slice(0, N))
         energies = energies.reshape(-1, 1)
         edit(energies, showers)
@@ -257,24 +258,75 @@ def test_good_file_passes_every_check(tmp_path: Path, sample) -> None:
     read_everything(write_showers(tmp_path / "good.h5", *sample))
 
 
-def _cli_check(path: Path) -> subprocess.CompletedProcess:
+# One interpreter imports the CLI once (the import dominates a run) and forks a fresh process per file, each
+# running the real entry point with its own stdout/stderr files: every bad file gets a genuine process of its own.
+_FORKING_CHECKER = r"""
+import json, os, sys, traceback
+from caloforge.cli import main
+
+codes = {}
+for path, out in zip(sys.argv[1::2], sys.argv[2::2]):
+    pid = os.fork()
+    if pid == 0:
+        for fd, suffix in ((1, ".stdout"), (2, ".stderr")):
+            os.dup2(os.open(out + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        sys.argv = ["caloforge", "data", "check", path, "--geometry", "par04"]
+        code = 0
+        try:
+            main()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    codes[path] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+print(json.dumps(codes))
+"""
+
+
+def _python_m_caloforge_check(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "caloforge", "data", "check", str(path), "--geometry", "par04"],
                           capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
-def cli_results(bad_files: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
-    """``caloforge data check`` on every bad file, a few processes at a time (each pays the import time)."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(bad_files, pool.map(_cli_check, bad_files.values())))
+def cli_results(bad_files: dict[str, Path], tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Exit code, stdout and stderr of ``caloforge data check FILE --geometry par04`` for every bad file."""
+    if not hasattr(os, "fork"):
+        return {name: _python_m_caloforge_check(path) for name, path in bad_files.items()}
+    folder = tmp_path_factory.mktemp("cli")
+    args = [str(arg) for name, path in bad_files.items() for arg in (path, folder / name)]
+    driver = subprocess.run([sys.executable, "-c", _FORKING_CHECKER, *args], capture_output=True, text=True,
+                            timeout=120)
+    assert driver.returncode == 0, driver.stderr
+    codes = json.loads(driver.stdout)
+    return {
+        name: subprocess.CompletedProcess(
+            args=["caloforge", "data", "check", str(path)], returncode=codes[str(path)],
+            stdout=(folder / f"{name}.stdout").read_text(), stderr=(folder / f"{name}.stderr").read_text())
+        for name, path in bad_files.items()
+    }
 
 
 @pytest.mark.parametrize("name", list(BAD_FILES))
 def test_cli_check_reports_bad_file_in_one_line(name: str, bad_files, cli_results) -> None:
     result = cli_results[name]
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert str(bad_files[name]) in lines[0]
+    assert lines[0].startswith(f"caloforge: error: {bad_files[name]}: ")
     assert BAD_FILES[name][1] in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+
+
+def test_python_m_caloforge_reports_bad_file_in_one_line(bad_files) -> None:
+    """The real ``python -m caloforge`` entry point, on a value error found while streaming (after a progress bar
+    would have started): stderr holds the error line and nothing else."""
+    result = _python_m_caloforge_check(bad_files["nan"])
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"caloforge: error: {bad_files['nan']}: {BAD_FILES['nan'][1]}"]
+    assert result.stdout == ""

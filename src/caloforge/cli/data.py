@@ -10,6 +10,8 @@ from tqdm import tqdm
 
 from caloforge.cli.common import GeometryOption, open_with_geometry
 from caloforge.data import OFFICIAL_DATASETS, ShowerFile, ShowerWriter, fetch
+from caloforge.data.intrinsic_dim import levina_bickel, preprocess
+from caloforge.data.transforms import THRESHOLDS_MEV
 from caloforge.geometry import Rebinning, load_geometry
 
 app = typer.Typer(help="Inspect, check, download and rebin CaloChallenge HDF5 shower files.", no_args_is_help=True)
@@ -87,3 +89,23 @@ def rebin(
             writer.append(energies, rebinning(showers))
     note = "" if rebinning.conserves_energy else " (target does not cover every source voxel: energy not conserved)"
     typer.echo(f"{out}: {handle.n} showers on {rebinning.dst.describe()}{note}")
+
+
+@app.command("intrinsic-dim")
+def intrinsic_dim(
+    file: Path,
+    k: int = typer.Option(20, "--k", min=2, help="Nearest neighbours per shower."),
+    n: int = typer.Option(5000, "--n", min=3, help="Showers drawn (seeded) from the file: neighbour search is O(n^2)."),
+    preprocessing: str = typer.Option("none", "--preprocess", help="none (MeV), scaled (E_vox / (3.1 E_inc)) or "
+                                      "log (log(scaled + 1e-6))."),
+    geometry: str = GeometryOption,
+    seed: int = typer.Option(0, help="Seed of the subsample."),
+) -> None:
+    """Levina-Bickel intrinsic dimension of the showers, after the readout threshold: CaloMan's latent size."""
+    handle, geo = open_with_geometry(file, geometry)
+    rows = np.sort(np.random.default_rng(seed).choice(handle.n, size=min(n, handle.n), replace=False))
+    energies, showers = handle.read(rows)
+    showers = np.where(showers < THRESHOLDS_MEV.get(geo.name, 0.0), 0.0, showers).astype(np.float64)
+    dimension = levina_bickel(preprocess(showers, energies.astype(np.float64), preprocessing), k)
+    typer.echo(f"{file}: intrinsic dimension {dimension:.1f} (Levina-Bickel, k={k}, n={len(rows)}, "
+               f"preprocess={preprocessing}, {geo.name})")

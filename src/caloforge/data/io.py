@@ -150,7 +150,11 @@ def open_showers(path: str | Path, geometry: Geometry | None = None) -> ShowerFi
 def check_values(path: str | Path, energies: np.ndarray, showers: np.ndarray | None, first_row: int = 0) -> None:
     """Raise a one-line error at the first NaN/inf, negative voxel energy or non-positive incident energy."""
     for name, values, positive in ((ENERGIES_KEY, energies, True), (SHOWERS_KEY, showers, False)):
-        if values is None:
+        if values is None or values.size == 0:
+            continue
+        # fast path without block-sized temporaries: min and max are NaN if any value is, inf if any is infinite
+        low, high = values.min(), values.max()
+        if np.isfinite(low) and np.isfinite(high) and (low > 0 if positive else low >= 0):
             continue
         bad = ~np.isfinite(values)
         if bad.any():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import cache
 from importlib.resources import files
@@ -33,12 +34,20 @@ def _builtin(name: str) -> Geometry:
     return geometry
 
 
+_COARSENED = re.compile(r"^(?P<base>.+)-coarse-r(?P<r>\d+)a(?P<a>\d+)l(?P<l>\d+)$")
+
+
 def load_geometry(name_or_path: str | Path) -> Geometry:
-    """A built-in geometry by name (``ds1-photons``, ``ds1-pions``, ``ds2``, ``ds3``, ``par04``, ``par04-coarse``)
-    or any CaloChallenge binning XML by path."""
+    """A built-in geometry by name (``ds1-photons``, ``ds1-pions``, ``ds2``, ``ds3``, ``par04``, ``par04-coarse``),
+    a coarse-graining of a regular one (``par04-coarse-r1a2l5``: 1 radial x 2 angular bins x 5 layers merged, see
+    ``coarsen``) or any CaloChallenge binning XML by path."""
+    from caloforge.geometry.overlap import coarsen
+
     key = str(name_or_path)
     if key in _XML:
         return _builtin(key)
+    if match := _COARSENED.match(key):
+        return coarsen(load_geometry(match["base"]), int(match["r"]), int(match["a"]), int(match["l"]))
     if Path(key).suffix.lower() == ".xml":
         return parse_binning_xml(key)
     raise CaloforgeError(f"{key}: unknown geometry; use one of {', '.join(_XML)} or a binning XML path")
