@@ -6,13 +6,9 @@ import json
 import os
 from pathlib import Path
 
-import torch
 import typer
 
-from caloforge.data import sample_path
 from caloforge.errors import CaloforgeError
-from caloforge.sampling.timing import format_table, geant4_seconds_per_shower, machine_description, time_model
-from caloforge.train import load_model
 
 
 def _sampler_options(spec: str) -> dict:
@@ -36,6 +32,12 @@ def bench(
     json_out: Path = typer.Option(None, "--json", help="Also write every point as JSON."),
 ) -> None:
     """Time shower generation per model, sampler, device and batch size (warm-up, repeats, peak memory)."""
+    import torch
+
+    from caloforge.data import sample_path
+    from caloforge.sampling.timing import format_table, geant4_seconds_per_shower, machine_description, time_model
+    from caloforge.train import load_model
+
     if threads:
         torch.set_num_threads(threads)
     sizes = [int(b) for b in batch_sizes.split(",")]

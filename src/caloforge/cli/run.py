@@ -9,10 +9,8 @@ from pathlib import Path
 import typer
 
 from caloforge.errors import CaloforgeError
-from caloforge.sampling import generate as generate_showers
-from caloforge.sampling import incident_energies, merge_shards
-from caloforge.train import distributed, load_model, load_run_config
-from caloforge.train import train as train_run
+
+# torch-heavy modules are imported inside the commands, so that ``caloforge --help`` and ``data`` stay quick
 
 
 def train(
@@ -22,6 +20,9 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set train.epochs=5."),
 ) -> None:
     """Train a model family from a YAML run file. Multi-GPU: torchrun --nproc-per-node N -m caloforge train ..."""
+    from caloforge.train import load_run_config
+    from caloforge.train import train as train_run
+
     final = train_run(load_run_config(config, overrides), out, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:
         typer.echo(f"model: {final}")
@@ -39,7 +40,8 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
 
 def generate(
     checkpoint: Path = typer.Argument(..., help="A caloforge checkpoint (model.pt)."),
-    n: int = typer.Option(None, "--n", help="Number of showers (default: all energies of --energies FILE)."),
+    n: int = typer.Option(None, "--n", "--showers", help="Number of showers (default: all energies of --energies "
+                          "FILE). Under torchrun write --showers: torchrun reads --n as one of its own options."),
     energies: str = typer.Option("log-uniform:1000:100000", help="FILE.h5 (its incident energies, in order) or "
                                  "log-uniform:LO:HI in MeV."),
     sampler: str = typer.Option(None, help="Diffusion sampler: ddpm, ddim, dpmpp, heun (default: the checkpoint's)."),
@@ -51,6 +53,10 @@ def generate(
     out: Path = typer.Option(Path("generated.h5"), "--out", "-o"),
 ) -> None:
     """Generate showers with a trained model into a CaloChallenge HDF5 file (written in chunks, atomically)."""
+    from caloforge.sampling import generate as generate_showers
+    from caloforge.sampling import incident_energies, merge_shards
+    from caloforge.train import distributed, load_model
+
     ctx = distributed.init(device)
     model, ckpt = load_model(checkpoint, map_location="cpu")
     options = dict(ckpt.header.get("sample_defaults", {}))

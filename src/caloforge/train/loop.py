@@ -40,14 +40,15 @@ def _lr_lambda(config, steps_per_epoch: int):
 
 @torch.no_grad()
 def _validation_loss(model, loader, device, seed: int) -> float:
-    """Mean loss on the validation set with a fixed noise seed, so epochs compare like with like."""
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)
+    """Mean loss on the validation set with a fixed noise seed, so epochs compare like with like.
+
+    The RNG states (the GPU's too) are restored afterwards, so training noise does not restart each epoch."""
     total, count = 0.0, 0
-    for energies, showers in loader:
-        total += float(model(energies.to(device), showers.to(device))) * len(energies)
-        count += len(energies)
-    torch.set_rng_state(state)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for energies, showers in loader:
+            total += float(model(energies.to(device), showers.to(device))) * len(energies)
+            count += len(energies)
     return total / max(count, 1)
 
 

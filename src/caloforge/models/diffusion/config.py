@@ -1,0 +1,42 @@
+"""CaloDiffusion's hyper-parameters; the defaults are the paper's ds1/ds2 settings (Amram & Pedro 2023)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from caloforge.errors import CaloforgeError
+
+OBJECTIVES = ("eps", "hybrid")
+
+
+@dataclass
+class CaloDiffusionConfig:
+    #: width of the U-Net's input convolution, then of each level (ds3: [32, 32, 32, 32])
+    channels: list[int] = field(default_factory=lambda: [16, 16, 16, 32])
+    #: linear attention at every level
+    attention: bool = True
+    #: "eps" (noise prediction, ds1/ds2) or "hybrid" (EDM-weighted x0 prediction, ds3)
+    objective: str = "eps"
+    #: steps of the cosine noise schedule
+    n_steps: int = 400
+    #: incident-energy range (MeV) mapped onto the condition log10(E / e_min) / log10(e_max / e_min)
+    e_min: float = 1e3
+    e_max: float = 1e6
+    #: voxels are divided by voxel_scale * E_inc before the logit; None: 2.0 (regular) or 3.1 (irregular geometry)
+    voxel_scale: float | None = None
+    #: map the voxels onto the geometry's regular hull (GLaM); None: exactly when the geometry is irregular
+    glam: bool | None = None
+    #: width of each condition's embedding (energy, noise level); the two are concatenated
+    embed_dim: int = 64
+    #: seed of the noise added to GLaM's initial maps
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.channels) < 2 or min(self.channels) < 1:
+            raise CaloforgeError(f"calodiffusion channels {self.channels}: need the input width and >= 1 level")
+        if self.objective not in OBJECTIVES:
+            raise CaloforgeError(f"calodiffusion objective '{self.objective}': use one of {', '.join(OBJECTIVES)}")
+        if self.n_steps < 1 or not 0 < self.e_min < self.e_max:
+            raise CaloforgeError("calodiffusion: need n_steps >= 1 and 0 < e_min < e_max")
+        if self.voxel_scale is not None and self.voxel_scale <= 0:
+            raise CaloforgeError(f"calodiffusion voxel_scale {self.voxel_scale}: must be positive (or null)")

@@ -1,0 +1,127 @@
+"""CaloDiffusion as a caloforge ShowerModel: preprocessing, GLaM, U-Net, training objective and sampling.
+
+The diffusion state is the preprocessed voxel vector x0 (threshold, voxel / (scale E_inc), logit, standardise).
+Training noises it as ``x_t = sqrt(abar) x0 + sqrt(1 - abar) eps``; sampling works in the scaled variable
+``x = x_t / sqrt(abar) = x0 + sigma eps`` through one denoiser ``D(x, sigma) -> x0`` (see
+``caloforge.sampling.samplers``). The network sees ``x_t`` itself (``x / sqrt(1 + sigma^2)``), laid out as a
+(layer, alpha, r) image (through GLaM for irregular geometries) with geometry images as extra channels, and the
+two conditions: the scaled log incident energy and the noise level sqrt(1 - abar).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from caloforge.data.transforms import THRESHOLDS_MEV, Chain, LogEnergy, transform_from_dict, voxel_preprocessing
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Geometry
+from caloforge.models.diffusion.config import CaloDiffusionConfig
+from caloforge.models.diffusion.glam import GLaM
+from caloforge.models.diffusion.schedule import CosineSchedule, noise_level
+from caloforge.models.diffusion.unet import UNet
+from caloforge.sampling.samplers import get_sampler
+
+#: readout threshold (MeV) for geometries without an entry in THRESHOLDS_MEV (the ds2 value)
+DEFAULT_THRESHOLD_MEV = 0.01515
+
+
+def preprocessing(config: CaloDiffusionConfig, geometry: Geometry) -> Chain:
+    """The unfitted voxel chain; irregular (ds1-style, coarse) voxels hold more of the energy, hence the 3.1."""
+    scale = config.voxel_scale if config.voxel_scale is not None else (2.0 if geometry.is_regular else 3.1)
+    return voxel_preprocessing(THRESHOLDS_MEV.get(geometry.name, DEFAULT_THRESHOLD_MEV), factor=scale, alpha=1e-6)
+
+
+def uses_glam(config: CaloDiffusionConfig, geometry: Geometry) -> bool:
+    if config.glam is None:
+        return not geometry.is_regular
+    if not config.glam and not geometry.is_regular:
+        raise CaloforgeError(f"calodiffusion: {geometry.name} is irregular and needs glam (a regular grid to convolve)")
+    return config.glam
+
+
+def geometry_images(grid: Geometry, with_alpha: bool) -> Tensor:
+    """(channels, layer, alpha, r) images of where each voxel sits: convolutions are translation invariant, showers
+    are not. R = radial bin centre / largest centre, Z = layer / n_layers, and with GLaM alpha in [0, 1], since a
+    hull's angular bins carry different information (single-angle layers) and may break the symmetry."""
+    n_layers, n_alpha, n_r = grid.shape
+    edges = grid.r_edges[0]
+    centres = (edges[:-1] + edges[1:]) / 2
+    axes = {"r": np.broadcast_to(centres / centres.max(), grid.shape),
+            "z": np.broadcast_to((np.arange(n_layers) / n_layers)[:, None, None], grid.shape)}
+    if with_alpha:
+        axes["alpha"] = np.broadcast_to(np.linspace(0, 1, n_alpha)[:, None], grid.shape)
+    return torch.tensor(np.stack(list(axes.values())), dtype=torch.float32)
+
+
+class CaloDiffusion(nn.Module):
+    """A conditional diffusion model of (E_inc, showers) on one geometry."""
+
+    images: Tensor
+
+    def __init__(self, config: CaloDiffusionConfig, geometry: Geometry, fitted: dict):
+        super().__init__()
+        self.objective = config.objective
+        self.n_voxels = geometry.n_voxels
+        self.preprocessing = transform_from_dict(fitted["preprocessing"])
+        self.condition = LogEnergy(config.e_min, config.e_max)
+        self.schedule = CosineSchedule(config.n_steps)
+        glam = uses_glam(config, geometry)
+        self.glam = GLaM(geometry, seed=config.seed) if glam else None
+        self.grid_shape = self.glam.shape if glam else geometry.shape
+        grid = self.glam.hull if glam else geometry
+        self.register_buffer("images", geometry_images(grid, with_alpha=glam), persistent=False)
+        self.unet = UNet(1 + len(self.images), config.channels, config.embed_dim, config.attention)
+
+    def network(self, x_t: Tensor, energy: Tensor, sigma: Tensor) -> Tensor:
+        """The raw network output F (N, voxels) for VP states ``x_t`` (N, voxels) at noise levels ``sigma`` (N,)."""
+        grid = self.glam.encode(x_t) if self.glam is not None else x_t.reshape(len(x_t), *self.grid_shape)
+        image = torch.cat([grid[:, None], self.images.expand(len(x_t), -1, -1, -1, -1)], dim=1)
+        if image.device.type == "cpu":
+            # oneDNN's 3D convolutions run channels-last (and keep that layout): 25-30 % faster here on Par04
+            image = image.contiguous(memory_format=torch.channels_last_3d)
+        out = self.unet(image, energy, noise_level(sigma))[:, 0]
+        return self.glam.decode(out) if self.glam is not None else out.flatten(1)
+
+    def denoise(self, x: Tensor, sigma: Tensor, energy: Tensor) -> Tensor:
+        """The estimate of x0 from ``x = x0 + sigma eps`` (sigma a scalar or (N,))."""
+        sigma = sigma.expand(len(x))
+        c_in = torch.rsqrt(1 + sigma**2)[:, None]  # sqrt(abar)
+        out = self.network(x * c_in, energy, sigma)
+        if self.objective == "eps":
+            return x - sigma[:, None] * out
+        # EDM's preconditioning with sigma_data = 1: c_skip = 1 / (sigma^2 + 1), c_out = sigma / sqrt(sigma^2 + 1)
+        return c_in**2 * x + sigma[:, None] * c_in * out
+
+    def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
+        """The training loss of one batch, at uniformly drawn steps t.
+
+        "eps": MSE between predicted and drawn noise. "hybrid": the L2 error of ``D = c_skip x + c_out F`` against
+        x0 weighted by 1 + 1/sigma^2 = 1 / c_out^2, computed in the equivalent, well-conditioned form: the MSE
+        between F and the output that makes D exact, ``(sigma x0 - eps) / sqrt(1 + sigma^2)``.
+        """
+        x0 = self.preprocessing.forward(showers, energies)
+        t = torch.randint(self.schedule.n_steps, (len(x0),), device=x0.device)
+        sigma = self.schedule.sigma[t]
+        noise = torch.randn_like(x0)
+        c_in = torch.rsqrt(1 + sigma**2)[:, None]
+        out = self.network((x0 + sigma[:, None] * noise) * c_in, self.condition.forward(energies, energies), sigma)
+        target = noise if self.objective == "eps" else (sigma[:, None] * x0 - noise) * c_in
+        return F.mse_loss(out, target)
+
+    @torch.no_grad()
+    def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = "ddpm",
+               steps: int | None = None) -> Tensor:
+        """(N, voxels) showers in MeV for incident energies (N,) MeV, by ``sampler`` over ``steps`` of the
+        schedule (default: all); all randomness comes from ``generator``."""
+        run = get_sampler(sampler)
+        sigma = self.schedule.sigma
+        energies = torch.as_tensor(energies).to(device=sigma.device, dtype=sigma.dtype)
+        sigmas = self.schedule.sigmas(steps)
+        energy = self.condition.forward(energies, energies)
+        # the VP prior x_T ~ N(0, 1), seen in the scaled variable x_T / sqrt(abar_T)
+        x = torch.randn(len(energies), self.n_voxels, generator=generator, device=sigma.device, dtype=sigma.dtype)
+        x0 = run(lambda x, s: self.denoise(x, s, energy), x * (1 + sigmas[0] ** 2).sqrt(), sigmas, generator=generator)
+        return self.preprocessing.inverse(x0, energies)

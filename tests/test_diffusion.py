@@ -1,0 +1,189 @@
+"""CaloDiffusion: cylindrical convolutions, the U-Net on every geometry's grid, GLaM, the objectives, training
+through the shared trainer and sampling. Tiny widths and a few real Par04 showers keep it fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.data.transforms import THRESHOLDS_MEV
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Rebinning, load_geometry
+from caloforge.models import get_family
+from caloforge.models.diffusion import CaloDiffusionConfig
+from caloforge.models.diffusion.cylindrical import CylindricalConv3d, CylindricalConvTranspose3d
+from caloforge.models.diffusion.glam import GLaM
+from caloforge.models.diffusion.unet import UNet
+from caloforge.train import RunConfig, load_model, load_run_config, train
+from caloforge.train.config import DataConfig, TrainConfig, from_dict
+
+ALPHA = 3  # the alpha axis of an (N, C, layer, alpha, r) image
+FAMILY = get_family("calodiffusion")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: threads gain nothing, and on a shared machine their hand-offs cost several times
+    the work."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def showers():
+    """{geometry name: (energies, showers)} for 64 real showers, fine and coarse."""
+    energies, fine = open_showers(sample_path()).read(slice(0, 64))
+    coarse = Rebinning(load_geometry("par04"), load_geometry("par04-coarse"))(fine)
+    return {"par04": (torch.from_numpy(energies), torch.from_numpy(fine)),
+            "par04-coarse": (torch.from_numpy(energies), torch.from_numpy(coarse))}
+
+
+def tiny_model(name, showers, **config):
+    geometry = load_geometry(name)
+    config = CaloDiffusionConfig(**{"channels": [4, 4], **config})
+    energies, x = showers[name]
+    torch.manual_seed(0)
+    return FAMILY.build(config, geometry, FAMILY.fit(config, geometry, energies, x))
+
+
+def test_cylindrical_convolutions_commute_with_alpha_rotations():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 8, 6)
+    conv = CylindricalConv3d(3, 4)
+    torch.testing.assert_close(conv(x.roll(1, ALPHA)), conv(x).roll(1, ALPHA))
+    down = CylindricalConv3d(3, 4, 4, stride=2)  # one output bin per two input bins
+    torch.testing.assert_close(down(x.roll(2, ALPHA)), down(x).roll(1, ALPHA))
+    up = CylindricalConvTranspose3d(3, 4)  # two output bins per input bin
+    torch.testing.assert_close(up(x.roll(1, ALPHA), (10, 16, 12)), up(x, (10, 16, 12)).roll(2, ALPHA))
+    # and the seam is really closed: a plain zero-padded convolution is not equivariant
+    plain = torch.nn.Conv3d(3, 4, 3, padding=1)
+    assert not torch.allclose(plain(x.roll(1, ALPHA)), plain(x).roll(1, ALPHA))
+
+
+@pytest.mark.parametrize("shape", [(45, 16, 9), (5, 10, 30), (6, 16, 8), (7, 10, 23), (1, 1, 1)])
+def test_unet_keeps_any_grid_shape(shape):
+    net = UNet(3, [4, 4, 4, 4, 4])  # four halvings: sizes down to 1 and odd sizes on the way
+    out = net(torch.randn(2, 3, *shape), torch.rand(2), torch.rand(2))
+    assert out.shape == (2, 1, *shape) and not out.any()  # the output layer starts at zero: the trivial prediction
+
+
+def test_unet_is_equivariant_to_rotations_of_the_whole_cylinder():
+    """Without an alpha image, rotating a shower by 4 bins (a whole bin after two halvings of 16) rotates the output."""
+    torch.manual_seed(0)
+    net = UNet(3, [4, 4, 4])
+    torch.nn.init.normal_(net.out.weight)  # starts at zero, which would make the check empty
+    x, energy, noise = torch.randn(2, 3, 45, 16, 9), torch.rand(2), torch.rand(2)
+    torch.testing.assert_close(net(x.roll(4, ALPHA), energy, noise), net(x, energy, noise).roll(4, ALPHA),
+                               atol=1e-5, rtol=1e-4)
+
+
+def test_default_widths_have_the_papers_size():
+    assert 0.4e6 < sum(p.numel() for p in UNet(3).parameters()) < 0.6e6
+
+
+def test_glam_starts_as_a_lossless_energy_conserving_map(showers):
+    geometry = load_geometry("par04-coarse")
+    glam = GLaM(geometry)
+    x = showers["par04-coarse"][1]
+    grid = glam.encode(x)
+    assert grid.shape == (len(x), 6, 16, 8)
+    torch.testing.assert_close(grid.sum(dim=(2, 3)), torch.from_numpy(geometry.layer_energies(x.numpy())),
+                               rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(glam.decode(grid), x, rtol=1e-4, atol=1e-3)
+
+
+def test_glam_splits_single_angle_layers_evenly_over_the_hull():
+    geometry = load_geometry("ds1-photons")  # layer 0: one angular bin of 8 radial ones
+    glam = GLaM(geometry, noise=0.0)
+    x = torch.zeros(1, geometry.n_voxels)
+    x[0, 3] = 1.0
+    layer = glam.encode(x)[0, 0]  # (alpha, r) of the hull's layer 0
+    assert glam.shape == (5, 10, 30)
+    torch.testing.assert_close(layer.sum(0) / 10, layer[0])  # every angular bin gets the same share
+    assert layer.sum().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("objective", ["eps", "hybrid"])
+def test_ideal_network_output_denoises_exactly(showers, objective):
+    """The training target and the denoiser agree: a network that hits its target recovers x0."""
+    model = tiny_model("par04-coarse", showers, objective=objective)
+    torch.manual_seed(1)
+    x0, noise = torch.randn(3, model.n_voxels), torch.randn(3, model.n_voxels)
+    sigma = torch.tensor([0.05, 1.0, 300.0])
+    c_in = torch.rsqrt(1 + sigma**2)[:, None]
+    ideal = noise if objective == "eps" else (sigma[:, None] * x0 - noise) * c_in
+    model.network = lambda x_t, energy, s: ideal
+    torch.testing.assert_close(model.denoise(x0 + sigma[:, None] * noise, sigma, torch.zeros(3)), x0,
+                               atol=1e-3, rtol=1e-4)
+
+
+def test_config_is_checked():
+    with pytest.raises(CaloforgeError, match="objective 'v'"):
+        CaloDiffusionConfig(objective="v")
+    with pytest.raises(CaloforgeError, match="needs glam"):
+        FAMILY.build(CaloDiffusionConfig(glam=False), load_geometry("par04-coarse"), {"preprocessing": {"type": "Chain",
+                                                                                                      "steps": []}})
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("calodiffusion-*.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_configs_build(path):
+    run = load_run_config(path)
+    geometry = load_geometry(run.geometry)
+    config = from_dict(CaloDiffusionConfig, run.model, str(path))
+    model = FAMILY.build(config, geometry, {"preprocessing": {"type": "Chain", "steps": []}})
+    assert (model.glam is None) == geometry.is_regular
+    model.schedule.sigmas(run.sample["steps"])
+
+
+def test_training_overfits_a_fixed_batch(showers):
+    model = tiny_model("par04-coarse", showers, channels=[8, 8])
+    energies, x = (t[:8] for t in showers["par04-coarse"])
+
+    @torch.no_grad()
+    def loss():
+        torch.manual_seed(123)  # the same steps and noise every time
+        return sum(float(model(energies, x)) for _ in range(4)) / 4
+
+    start = loss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(50):
+        optimizer.zero_grad()
+        model(energies, x).backward()
+        optimizer.step()
+    assert loss() < 0.6 * start
+
+
+def test_trains_through_the_shared_trainer_and_samples_from_the_checkpoint(tmp_path, showers):
+    energies, x = showers["par04-coarse"]
+    data = write_showers(tmp_path / "coarse.h5", energies[:40].numpy(), x[:40].numpy())
+    run = RunConfig(family="calodiffusion", geometry="par04-coarse", data=DataConfig(train=str(data), val_fraction=0.2),
+                    model={"channels": [4, 4], "objective": "hybrid"},
+                    train=TrainConfig(epochs=1, batch_size=8, max_steps=3, warmup_steps=1),
+                    sample={"sampler": "ddim", "steps": 3})
+    model, checkpoint = load_model(train(run, tmp_path / "run", progress=False))
+    assert checkpoint.header["sample_defaults"] == {"sampler": "ddim", "steps": 3}
+    out = model.sample(energies[:5], generator=torch.Generator().manual_seed(0), **checkpoint.header["sample_defaults"])
+    assert out.shape == (5, 359) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["par04", "par04-coarse"])
+def test_sampled_showers_are_read_out_like_data(showers, name):
+    model = tiny_model(name, showers).eval()
+    energies = showers[name][0][:4]
+    out = model.sample(energies, generator=torch.Generator().manual_seed(0), sampler="ddpm", steps=3)
+    assert out.shape == (4, load_geometry(name).n_voxels) and torch.isfinite(out).all()
+    assert torch.all((out == 0) | (out >= THRESHOLDS_MEV[name])) and (out == 0).any()
+
+
+def test_sampling_is_a_function_of_the_seed(showers):
+    model = tiny_model("par04-coarse", showers).eval()
+    energies = showers["par04-coarse"][0][:3]
+    runs = [model.sample(energies, generator=torch.Generator().manual_seed(s), sampler="ddpm", steps=4)
+            for s in (7, 7, 8)]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])

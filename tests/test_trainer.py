@@ -1,0 +1,87 @@
+"""The shared trainer: resume after a kill ends where an uninterrupted run does; torchrun DDP on 2 CPU processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+import yaml
+
+from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.train import load_checkpoint, run_config_from_dict, train
+
+TINY_MODEL = {"channels": [4, 4], "attention": False, "embed_dim": 8, "n_steps": 20}
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory) -> Path:
+    energies, showers = open_showers(sample_path()).read(slice(0, 96))
+    return write_showers(tmp_path_factory.mktemp("data") / "tiny.h5", energies, showers)
+
+
+def _run(tiny_file: Path, **train) -> dict:
+    return {"family": "calodiffusion", "geometry": "par04", "model": TINY_MODEL,
+            "data": {"train": str(tiny_file), "val_fraction": 0.25},
+            "train": {"epochs": 3, "batch_size": 24, "lr": 1e-3, "warmup_steps": 2, "patience": 0, **train},
+            "sample": {"steps": 20}}
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    checkpoint = load_checkpoint(path)
+    return {**{f"model.{k}": v for k, v in checkpoint.model.items()}, **{f"ema.{k}": v for k, v in checkpoint.ema.items()}}
+
+
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, tiny_file):
+    torch.set_num_threads(1)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(_run(tiny_file)))
+    train(run_config_from_dict(_run(tiny_file)), tmp_path / "straight", progress=False)
+    # the same run in another process, killed (SIGKILL) once it has written its first checkpoint
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    victim = subprocess.Popen([sys.executable, "-m", "caloforge", "train", str(config), "--out", str(tmp_path / "killed")],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.monotonic() + 180
+    while not last.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = load_checkpoint(last).header["epoch"]
+    assert killed_at < 3, "the run was killed before it finished"
+    train(run_config_from_dict(_run(tiny_file)), tmp_path / "killed", resume=True, progress=False)
+    straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(last)
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    assert load_checkpoint(last).header["epoch"] == 3 and (tmp_path / "killed" / "model.pt").exists()
+
+
+def test_torchrun_ddp_on_two_cpu_processes(tmp_path, tiny_file):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(_run(tiny_file, epochs=2)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "caloforge", "train", str(config), "--out", str(tmp_path / "ddp")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 process(es)" in result.stdout
+    assert result.stdout.count("epoch 2:") == 1, "only rank 0 logs"
+    checkpoint = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    # 72 training showers, batch 24 per process, 2 processes: 1 step per epoch, 2 epochs
+    assert checkpoint.header["step"] == 2 and checkpoint.header["epoch"] == 2
+    with h5py.File(tmp_path / "gen.h5", "w"):
+        pass  # an existing target must be replaced atomically, not appended to
+    generate = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "caloforge", "generate", str(tmp_path / "ddp" / "model.pt"), "--showers", "10", "--steps", "3",
+                "--batch-size", "3", "--out", str(tmp_path / "gen.h5")]
+    result = subprocess.run(generate, capture_output=True, text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    energies, showers = open_showers(tmp_path / "gen.h5").read_all()
+    assert showers.shape == (10, 6480) and not list(tmp_path.glob("gen.shard*"))
