@@ -4,8 +4,6 @@ indistinguishable, a distorted copy is flagged, bad inputs fail in one line befo
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from caloforge.evaluate import QUICK, evaluate
 from caloforge.evaluate.classifier import classifier_test
 from caloforge.evaluate.classifier_inputs import LabelledSamples
 from caloforge.geometry import load_geometry
+from browser import chromium_binary, images_loaded, render_dom
 
 PAR04 = Path(__file__).resolve().parents[2] / "shared" / "data" / "par04"
 REFERENCE = PAR04 / "par04_e_1-100GeV_reference.h5"
@@ -143,24 +142,9 @@ def test_report_renders_with_its_plots(sample_halves, tmp_path):
     if browser is None:
         pytest.skip("chromium not installed (tools/test.sh installs it): the report's rendering was not checked")
     dom = render_dom(browser, report, tmp_path / "chrome")
-    images = int(dom.split('data-images="')[1].split('"')[0])
-    loaded = int(dom.split('data-images-loaded="')[1].split('"')[0])
+    images, loaded = images_loaded(dom)
     assert images >= 8 and loaded == images
     assert '<table class="summary">' in dom and '<table class="published">' in dom
-
-
-def chromium_binary() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-
-
-def render_dom(browser: str, page: Path, profile: Path) -> str:
-    """The DOM of a page after it loaded (headless, offline: the report must need nothing from the network)."""
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-               "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout
 
 
 def test_resnet_classifier_trains():

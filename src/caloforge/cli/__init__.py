@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from caloforge.cli import bench, data, run
+from caloforge.cli import bench, data, evaluate, fast, run, showcase, supercalo
 from caloforge.errors import CaloforgeError
 
 app = typer.Typer(
@@ -15,10 +15,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(showcase.demo)
 app.add_typer(data.app, name="data")
 app.command()(run.train)
 app.command()(run.generate)
+app.command("evaluate")(evaluate.evaluate)
 app.command()(bench.bench)
+app.command()(showcase.leaderboard)
+app.command()(fast.distill)
+app.command()(fast.export)
+app.command()(supercalo.upsample)
 
 
 def main() -> None:

@@ -90,6 +90,9 @@ def quality_time_plane(ours: list[Entry], published: list[Entry], dataset: str) 
                     color="tab:red", fontweight="bold", xytext=(5, -10), textcoords="offset points")
     ax.axhline(0.5, color="k", lw=0.8, ls=":")
     ax.set_xscale("log")
+    times = [e.ms_per_shower for e in ours + published if e.ms_per_shower]
+    if times:  # room on the right for the labels
+        ax.set_xlim(min(times) / 2, max(times) * 20)
     ax.set_xlabel("ms per shower at batch 100 (published: GPU, own hardware; caloforge: as measured)")
     ax.set_ylabel("low-level classifier AUC (0.5 = indistinguishable)")
     ax.set_ylim(0.45, 1.02)

@@ -1,0 +1,180 @@
+"""``caloforge demo``: Geant4 showers beside caloforge's, with the numbers that say how close and how fast.
+
+For every shipped checkpoint (or every model retrained with ``train=True``) the demo generates showers at the
+incident energies of the reference file, evaluates them against it with the CaloChallenge metrics (quick
+classifier settings, labelled so), times generation, and writes one ``report.html`` and one ``metrics.json``.
+Models of another geometry than the reference's (``par04-coarse`` models against Par04 data) are compared with
+the reference rebinned onto their geometry, which the overlap matrix does exactly.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
+
+import torch
+
+from caloforge import __version__
+from caloforge.data import ShowerWriter, open_showers, sample_path, write_showers
+from caloforge.errors import CaloforgeError
+from caloforge.evaluate import Section, build_page, evaluate
+from caloforge.evaluate.leaderboard import (entry_from_metrics, leaderboard_table_html, published_entries,
+                                            quality_time_plane)
+from caloforge.evaluate.plots import average_shower_figure
+from caloforge.geometry import Geometry, Rebinning, geometry_for_voxels, load_geometry
+from caloforge.sampling import generate
+from caloforge.sampling.timing import geant4_seconds_per_shower, machine_description, time_model
+from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
+from caloforge.train.checkpoint import Checkpoint
+
+DEMO_METRICS = ("hist", "cls-low", "cls-high", "fpd", "kpd", "plots")
+
+
+def shipped_checkpoints() -> list[Path]:
+    """The pretrained checkpoints that ship inside the package (``caloforge/checkpoints/*.pt``)."""
+    folder = Path(str(files("caloforge") / "checkpoints"))
+    return sorted(folder.glob("*.pt"))
+
+
+def _reference_on(geometry: Geometry, reference: Path, ref_geometry: Geometry, out_dir: Path) -> Path:
+    """The reference file on ``geometry``: itself, or rebinned (exactly, energy-conserving) and cached."""
+    if geometry.n_voxels == ref_geometry.n_voxels and geometry.name in (ref_geometry.name, "ds2", "par04"):
+        return reference
+    rebinning = Rebinning(ref_geometry, geometry)
+    if not rebinning.conserves_energy:
+        raise CaloforgeError(f"{reference}: geometry {ref_geometry.name} cannot be rebinned onto {geometry.name}")
+    target = out_dir / f"reference-{geometry.name}.h5"
+    if not target.exists():
+        with ShowerWriter(target, geometry.n_voxels, {"source_file": str(reference), "geometry": geometry.name}) as w:
+            for energies, showers in open_showers(reference, ref_geometry).iter_chunks(10_000):
+                w.append(energies, rebinning(showers))
+    return target
+
+
+def _split(reference: Path, geometry: Geometry, out_dir: Path) -> tuple[Path, Path]:
+    """Halves of the reference: the first to train on (``--train``), the second to evaluate against."""
+    energies, showers = open_showers(reference, geometry).read_all()
+    half = len(energies) // 2
+    return (write_showers(out_dir / "train-half.h5", energies[:half], showers[:half], {"source_file": str(reference)}),
+            write_showers(out_dir / "reference-half.h5", energies[half:], showers[half:],
+                          {"source_file": str(reference)}))
+
+
+def _retrain(checkpoint: Checkpoint, train_file: Path, ref_geometry: Geometry, out_dir: Path, steps: int,
+             log: Callable[[str], None]) -> Path:
+    """The same family and hyper-parameters as a shipped model, trained for ``steps`` steps on ``train_file``."""
+    run = checkpoint.header["run"]
+    geometry = checkpoint.geometry
+    data = _reference_on(geometry, train_file, ref_geometry, out_dir)
+    values = {**run, "data": {**run["data"], "train": str(data), "limit": None},
+              "train": {**run["train"], "max_steps": steps, "epochs": 10_000, "patience": 0, "init_from": None}}
+    if "teacher" in values.get("model", {}):
+        raise CaloforgeError(f"{run['family']}: a distilled student needs its teacher retrained first; skipped")
+    folder = out_dir / "train" / f"{geometry.name}-{run['family']}"
+    log(f"training {run['family']} on {geometry.name} for {steps} steps")
+    return train(run_config_from_dict(values, "demo"), folder, progress=False)
+
+
+def _timing(model: torch.nn.Module, name: str, options: dict, device: torch.device, geant4_s: float | None) -> dict:
+    points = time_model(model, name, options, device, batch_sizes=(1, 100), repeats=3, budget_s=30.0,
+                        geant4_s=geant4_s)
+    at_100 = points[-1]
+    return {"ms_per_shower": at_100.ms_per_shower, "batch_size": at_100.batch_size, "device": str(device),
+            "measured": at_100.measured, "speedup_vs_geant4": at_100.speedup_vs_geant4,
+            "points": [p.to_dict() for p in points]}
+
+
+def run_demo(out_dir: str | Path = "caloforge-demo", reference: str | Path | None = None,
+             geometry: str | None = None, checkpoints: list[Path] | None = None, n_showers: int | None = None,
+             retrain: bool = False, train_steps: int = 300, seed: int = 0,
+             log: Callable[[str], None] = print) -> Path:
+    """Run the demo; returns the path of its ``report.html``."""
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reference = Path(reference) if reference else sample_path()
+    ref_geometry = load_geometry(geometry) if geometry else geometry_for_voxels(open_showers(reference).n_voxels)
+    if ref_geometry is None:
+        raise CaloforgeError(f"{reference}: no built-in geometry matches its voxel count; pass --geometry")
+    checkpoints = checkpoints or shipped_checkpoints()
+    if not checkpoints:
+        raise CaloforgeError("no checkpoints: this installation ships none, and none were given")
+    geant4_s = geant4_seconds_per_shower(reference)  # recorded in the data's attributes, when it was
+    if retrain:
+        train_file, reference = _split(reference, ref_geometry, out)
+        checkpoints = [_retrain(load_checkpoint(c), train_file, ref_geometry, out, train_steps, log)
+                       for c in checkpoints]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    results, sections = [], []
+    for path in checkpoints:
+        model, checkpoint = load_model(path)
+        name = path.stem if not retrain else path.parent.name
+        geometry_m = checkpoint.geometry
+        ref_file = _reference_on(geometry_m, reference, ref_geometry, out)
+        energies = open_showers(ref_file).energies()[:n_showers]
+        folder = out / name
+        options = checkpoint.header.get("sample_defaults", {})
+        log(f"{name}: generating {len(energies)} showers on {geometry_m.name} ({options or 'defaults'})")
+        clock = time.perf_counter()
+        generated = generate(model, geometry_m, energies, folder / "generated.h5", batch_size=500, seed=seed,
+                             options=options, device=device, progress=False,
+                             attrs={"checkpoint": str(path), "family": checkpoint.header["family"]})
+        generation_s = time.perf_counter() - clock
+        log(f"{name}: evaluating against {ref_file.name}")
+        metrics = evaluate(generated, ref_file, geometry_m, metrics=DEMO_METRICS, out_dir=folder, quick=True,
+                           seed=seed, use_cache=False)
+        log(f"{name}: timing")
+        metrics["label"] = name
+        metrics["family"] = checkpoint.header["family"]
+        metrics["timing"] = {**_timing(model, name, options, device, geant4_s), "generation_seconds": generation_s}
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        results.append(metrics)
+        ref_mean = open_showers(ref_file).read_all(len(energies))[1].mean(0)
+        gen_mean = open_showers(generated).read_all()[1].mean(0)
+        sections.append(Section(
+            title=f"{name} ({checkpoint.header['family']}, {geometry_m.name})",
+            html=f'<p><a href="{html.escape(name)}/report.html">full evaluation report</a> &middot; '
+                 f"AUC low {metrics['classifiers']['cls-low']['auc']:.3f}, "
+                 f"high {metrics['classifiers']['cls-high']['auc']:.3f}</p>",
+            figures={"Average shower": average_shower_figure(geometry_m, ref_mean, gen_mean)}))
+    return _write_summary(out, results, sections, reference, ref_geometry, geant4_s, started, log)
+
+
+def _write_summary(out: Path, results: list[dict], sections: list[Section], reference: Path,
+                   ref_geometry: Geometry, geant4_s: float | None, started: float,
+                   log: Callable[[str], None]) -> Path:
+    ours = [entry_from_metrics(m) for m in results]
+    published = published_entries("par04" if ref_geometry.name in ("par04", "par04-coarse") else ref_geometry.name)
+    plane = quality_time_plane(ours, published, "ds2" if published else "-")
+    table = ["<table><tr><th>model</th><th>family</th><th>geometry</th><th>AUC low</th><th>AUC high</th>"
+             "<th>FPD &times;10&sup3;</th><th>S(E<sub>tot</sub>/E<sub>inc</sub>)</th><th>ms/shower (bs 100)</th>"
+             "<th>&times; faster than Geant4</th></tr>"]
+    for m in results:
+        sep = m.get("histograms", {}).get("separation_power", {}).get("E_tot/E_inc")
+        speed = m["timing"].get("speedup_vs_geant4")
+        table.append(f"<tr><td>{html.escape(m['label'])}</td><td>{m['family']}</td><td>{m['geometry']['name']}</td>"
+                     f"<td>{m['classifiers']['cls-low']['auc']:.3f}</td><td>{m['classifiers']['cls-high']['auc']:.3f}</td>"
+                     f"<td>{m['fpd']['value_x1e3']:.3g}</td><td>{sep if sep is None else f'{sep:.3f}'}</td>"
+                     f"<td>{m['timing']['ms_per_shower']:.3g} ({m['timing']['device']})</td>"
+                     f"<td>{'&ndash;' if not speed else f'{speed:.3g}'}</td></tr>")
+    table.append("</table><p class=\"note\">Quick classifier settings (not the CaloChallenge protocol), "
+                 f"{results[0]['files']['reference']['n_showers']} reference showers from {html.escape(reference.name)}; "
+                 f"Geant4: {'?' if geant4_s is None else f'{geant4_s * 1e3:.0f}'} ms per shower (recorded CPU time "
+                 f"of the data). Machine: {html.escape(machine_description())}.</p>")
+    overview = Section("caloforge beside Geant4: how close, how fast", "".join(table), {})
+    board = Section("Beside the CaloChallenge entries", leaderboard_table_html(ours, published),
+                    {"Quality versus time": plane})
+    summary = {"caloforge_version": __version__, "reference": str(reference), "geometry": ref_geometry.name,
+               "geant4_ms_per_shower": None if geant4_s is None else geant4_s * 1e3,
+               "machine": machine_description(), "seconds": round(time.perf_counter() - started, 1),
+               "models": results}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=1) + "\n")
+    subtitle = (f"{len(results)} model(s) against Geant4 <b>{html.escape(reference.name)}</b> "
+                f"({ref_geometry.describe()}) &middot; caloforge {__version__}")
+    report = build_page(out, "caloforge demo", subtitle, [overview, board, *sections])
+    log(f"report: {report.resolve()}  ({summary['seconds']} s)")
+    return report
