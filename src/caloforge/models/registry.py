@@ -10,6 +10,11 @@ from caloforge.models.base import Family
 #: family name -> module defining ``FAMILY``
 _MODULES = {
     "calodiffusion": "caloforge.models.diffusion",
+    "calodiffusion-student": "caloforge.models.distill",
+    "supercalo": "caloforge.models.supercalo",
+    "caloflow-teacher": "caloforge.models.caloflow.teacher",
+    "caloflow-student": "caloforge.models.caloflow.student",
+    "caloman": "caloforge.models.caloman",
 }
 
 

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from caloforge.data.transforms import THRESHOLDS_MEV, Chain, LogEnergy, transform_from_dict, voxel_preprocessing
+from caloforge.data.transforms import (THRESHOLDS_MEV, Chain, DivideByIncident, LogEnergy, transform_from_dict,
+                                       voxel_preprocessing)
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.diffusion.config import CaloDiffusionConfig
@@ -73,7 +74,20 @@ class CaloDiffusion(nn.Module):
         self.grid_shape = self.glam.shape if glam else geometry.shape
         grid = self.glam.hull if glam else geometry
         self.register_buffer("images", geometry_images(grid, with_alpha=glam), persistent=False)
+        low, high = self._x0_range()
+        self.register_buffer("x0_low", low, persistent=False)
+        self.register_buffer("x0_high", high, persistent=False)
         self.unet = UNet(1 + len(self.images), config.channels, config.embed_dim, config.attention)
+
+    def _x0_range(self) -> tuple[Tensor, Tensor]:
+        """Preprocessed images of an empty voxel and of a full one (``factor * E_inc``): all real showers lie between."""
+        factor = next((step.factor for step in self.preprocessing.steps if isinstance(step, DivideByIncident)), None)
+        if factor is None:
+            raise CaloforgeError("calodiffusion preprocessing must scale voxels by the incident energy")
+        one = torch.ones(1)
+        low = self.preprocessing.forward(torch.zeros(1, self.n_voxels), one)[0]
+        high = self.preprocessing.forward(torch.full((1, self.n_voxels), factor), one)[0]
+        return low, high
 
     def network(self, x_t: Tensor, energy: Tensor, sigma: Tensor) -> Tensor:
         """The raw network output F (N, voxels) for VP states ``x_t`` (N, voxels) at noise levels ``sigma`` (N,)."""
@@ -86,14 +100,17 @@ class CaloDiffusion(nn.Module):
         return self.glam.decode(out) if self.glam is not None else out.flatten(1)
 
     def denoise(self, x: Tensor, sigma: Tensor, energy: Tensor) -> Tensor:
-        """The estimate of x0 from ``x = x0 + sigma eps`` (sigma a scalar or (N,))."""
+        """The estimate of x0 from ``x = x0 + sigma eps`` (sigma a scalar or (N,)), clipped to the range real
+        showers occupy: with eps-prediction ``x - sigma eps`` multiplies the network's error by sigma (up to ~8000
+        at the top of the cosine schedule), and one unclipped step from there lands far outside any shower."""
         sigma = sigma.expand(len(x))
         c_in = torch.rsqrt(1 + sigma**2)[:, None]  # sqrt(abar)
         out = self.network(x * c_in, energy, sigma)
         if self.objective == "eps":
-            return x - sigma[:, None] * out
-        # EDM's preconditioning with sigma_data = 1: c_skip = 1 / (sigma^2 + 1), c_out = sigma / sqrt(sigma^2 + 1)
-        return c_in**2 * x + sigma[:, None] * c_in * out
+            x0 = x - sigma[:, None] * out
+        else:  # EDM's preconditioning with sigma_data = 1: c_skip = 1 / (sigma^2 + 1), c_out = sigma / sqrt(sigma^2 + 1)
+            x0 = c_in**2 * x + sigma[:, None] * c_in * out
+        return torch.maximum(torch.minimum(x0, self.x0_high), self.x0_low)
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """The training loss of one batch, at uniformly drawn steps t.

@@ -1,0 +1,44 @@
+"""CaloMan's hyper-parameters; the defaults are the CaloMan talk's (Reyes-Gonzalez et al., arXiv:2211.15380)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from caloforge.errors import CaloforgeError
+
+STAGES = ("autoencoder", "flow")
+
+
+@dataclass
+class CaloManConfig:
+    #: "autoencoder" (step 1: learn the manifold) or "flow" (step 2: the densities on it; start it from the step-1
+    #: checkpoint with train.init_from, which this stage keeps frozen)
+    stage: str = "autoencoder"
+    #: dimension d of the manifold: ``caloforge data intrinsic-dim`` estimates it
+    latent: int = 20
+    encoder: list[int] = field(default_factory=lambda: [512, 512, 512])
+    decoder: list[int] = field(default_factory=lambda: [512, 512, 512])
+    #: weight of the energy-weighted reconstruction term (the KL divergence of the reconstructed from the true
+    #: energy shares, summed over layers) beside the mean squared error of the logit shares, which weighs every
+    #: voxel alike: shower shapes (centres, widths) live in the voxels that hold the energy, and alone the logit
+    #: error pulls reconstructions to log-space means (too compact showers)
+    share_weight: float = 10.0
+    #: weight of the penalty that holds each latent dimension at zero mean and unit variance over a batch, so that
+    #: the latent flow's splines (on [-5, 5]) cover the manifold's coordinates
+    latent_penalty: float = 0.1
+    #: the latent flow: coupling RQS blocks with residual hidden layers
+    flow_transforms: int = 4
+    flow_hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
+    #: spline bins of both flows
+    bins: int = 8
+    #: flow 1 (layer energies), as in CaloFlow
+    layer_transforms: int = 6
+    layer_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    #: logit offset of the layer and voxel variables
+    alpha: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise CaloforgeError(f"caloman stage '{self.stage}': use one of {', '.join(STAGES)}")
+        if self.latent < 2:
+            raise CaloforgeError("caloman: the latent dimension must be >= 2 (the latent flow couples two halves)")

@@ -1,0 +1,76 @@
+"""CaloMan (Reyes-Gonzalez et al., arXiv:2211.15380): density estimation on a learned manifold, in two stages.
+
+Stage ``autoencoder`` learns the manifold: the reconstruction error of the voxel variables of the showers cut at
+the readout threshold (not dequantised), squared in logit space plus the divergence of the energy shares, and a
+moment penalty on the latent. Stage ``flow`` starts from that checkpoint (``train.init_from``), freezes the
+autoencoder and learns two densities by likelihood: flow 1 (CaloFlow's layer energies given E_inc) and a coupling
+RQS flow on the latent given E_inc and the layer energies. Both stages run through the shared trainer with one
+module, so the final checkpoint holds everything. Sampling: layer energies from flow 1, a latent point from the
+latent flow, the decoder's voxel shares scaled to the layer energies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Geometry
+from caloforge.models.caloman.autoencoder import Autoencoder, moment_penalty, share_divergence
+from caloforge.models.caloman.config import CaloManConfig
+from caloforge.models.flows import (LayerEnergyFlow, MaskedAutoregressiveFlow, VoxelCoding, sample_in_chunks, shares,
+                                    shower_condition)
+
+
+class CaloMan(nn.Module):
+    """The autoencoder, flow 1 and the latent flow; ``config.stage`` says which of them train."""
+
+    def __init__(self, config: CaloManConfig, geometry: Geometry, fitted: dict):
+        super().__init__()
+        self.stage = config.stage
+        self.share_weight = config.share_weight
+        self.latent_penalty = config.latent_penalty
+        context = 1 + geometry.n_layers
+        self.coding = VoxelCoding(geometry, fitted["voxels"])
+        self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder)
+        self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
+                                          config.layer_hidden, config.bins)
+        self.latent_flow = MaskedAutoregressiveFlow(config.latent, context, config.flow_transforms, config.flow_hidden,
+                                                    config.bins, passes=2, residual=True)
+        frozen = [self.autoencoder] if self.stage == "flow" else [self.layer_flow, self.latent_flow]
+        for part in frozen:
+            part.requires_grad_(False)
+        self.dims = geometry.n_layers + config.latent
+
+    def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
+        """Stage autoencoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension."""
+        clean = self.coding.cut(showers)
+        clean_layers = self.coding.layer_energies(clean)
+        y = self.coding.encode(clean, clean_layers)
+        layers = self.coding.layer_energies(self.coding.dequantise(showers))
+        context = shower_condition(energies, layers)
+        if self.stage == "autoencoder":
+            z = self.autoencoder.encode(y, context)
+            reconstruction = self.autoencoder.decode(z, context)
+            error = (reconstruction - y).square().mean()
+            divergence = share_divergence(shares(clean, clean_layers, self.coding.voxel_layer),
+                                          self.coding.layer_shares(reconstruction))
+            return error + self.share_weight * divergence + self.latent_penalty * moment_penalty(z)
+        with torch.no_grad():
+            z = self.autoencoder.encode(y, context)
+        log_prob = self.layer_flow.log_prob(energies, layers) + self.latent_flow.log_prob(z, context)
+        return -log_prob.mean() / self.dims
+
+    def sample(self, energies: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:
+        return sample_in_chunks(self._sample, energies, generator, options, "caloman")
+
+    def _sample(self, energies: Tensor, generator: torch.Generator | None) -> Tensor:
+        if self.stage != "flow":
+            raise CaloforgeError("caloman: this is an autoencoder-stage checkpoint; train the flow stage from it "
+                                 "(model.stage=flow, train.init_from=<this checkpoint>) to sample")
+        layers = self.layer_flow.sample(energies, generator)
+        context = shower_condition(energies, layers)
+        z = self.latent_flow.sample(context, generator)
+        return self.coding.decode(self.autoencoder.decode(z, context), layers)

@@ -1,0 +1,146 @@
+"""A CaloDiffusion network trained as a consistency model (Song et al. 2023, arXiv:2303.01469) of its teacher.
+
+The consistency function is the network's own x0 estimate ``f(x, sigma) = D(x, sigma)``: with noise (or EDM)
+parametrisation ``D(x, 0) = x`` exactly, which is the boundary condition f(x, 0) = x. Training (consistency
+distillation, as in the CaloDiffusion repo and CaloClouds II): draw a level index n in 1..N of the discretised
+schedule ``0 = s_0 < s_1 < ... < s_N``, noise a training shower to ``x_n = x0 + s_n eps``, take one deterministic
+teacher DDIM step to ``x_{n-1}``, and pull the student's ``f(x_n, s_n)`` towards the target network's
+``f(x_{n-1}, s_{n-1})`` (squared distance weighted by 1 / (1 + s_n^2), see ``forward``). The target is an exponential moving average (decay mu) of the student; both start as
+copies of the teacher.
+
+Training state lives in the module so that the shared trainer runs it unchanged and resumes it exactly: the target
+network is a frozen submodule (its weights are in the checkpoint; the trainer's EMA averages them with the rest,
+harmlessly), and ``updates`` counts training batches. At the first training batch the student copies the teacher
+(no ``train.init_from`` needed); at each later one the target moves towards the student, which the optimiser
+changed after the previous batch. The teacher itself is loaded lazily from ``config.teacher`` (see ``teacher.py``).
+
+Sampling (Song et al. Algorithm 1): ``x0 = f(sigma_max z)``, then per further level s: ``x0 = f(x0 + s z')``.
+All noise is drawn up front from the generator and passed to ``decode``, a deterministic function of it, which
+``caloforge export`` turns into one ONNX graph.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Geometry
+from caloforge.models.diffusion import CaloDiffusion, CaloDiffusionConfig
+from caloforge.models.diffusion.schedule import noise_level
+from caloforge.models.distill.config import ConsistencyConfig
+from caloforge.models.distill.teacher import load_teacher
+from caloforge.train.config import from_dict
+
+#: sampler name of the few-step consistency sampler; the teacher's samplers (ddim, ...) also run on the student
+CONSISTENCY = "consistency"
+
+
+class ConsistencyStudent(CaloDiffusion):
+    """The teacher's architecture (``fitted["teacher_config"]``) with a consistency objective and sampler."""
+
+    levels: Tensor
+    updates: Tensor
+
+    def __init__(self, config: ConsistencyConfig, geometry: Geometry, fitted: dict):
+        architecture = from_dict(CaloDiffusionConfig, fitted["teacher_config"], "calodiffusion-student: teacher_config")
+        super().__init__(architecture, geometry, fitted)
+        if config.n_intervals > self.schedule.n_steps:
+            raise CaloforgeError(f"calodiffusion-student: n_intervals {config.n_intervals} exceeds the teacher's "
+                                 f"{self.schedule.n_steps} steps")
+        self.config = config
+        # s_0 = 0 < s_1 < ... < s_N: N evenly spaced levels of the teacher's schedule, its noisiest one last
+        self.register_buffer("levels", self.schedule.sigmas(config.n_intervals).flip(0), persistent=False)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.target = CaloDiffusion(architecture, geometry, fitted).requires_grad_(False)
+
+    def network(self, x_t: Tensor, energy: Tensor, sigma: Tensor) -> Tensor:
+        """The teacher's network call, with the batch size taken from ``x.shape`` instead of ``len(x)``: the ONNX
+        tracer records the former as a graph value and the latter as a constant, which would fix the batch size."""
+        batch = x_t.shape[0]
+        if self.glam is not None:
+            layers = [x_t[:, s] @ w for s, w in zip(self.glam.slices, self.glam.encoders)]
+            grid = torch.stack(layers, dim=1).reshape(batch, *self.grid_shape)
+        else:
+            grid = x_t.reshape(batch, *self.grid_shape)
+        image = torch.cat([grid[:, None], self.images.expand(batch, -1, -1, -1, -1)], dim=1)
+        if image.device.type == "cpu" and not torch.jit.is_tracing():  # ONNX has no memory formats
+            image = image.contiguous(memory_format=torch.channels_last_3d)
+        out = self.unet(image, energy, noise_level(sigma))[:, 0]
+        return self.glam.decode(out) if self.glam is not None else out.flatten(1)
+
+    def denoise(self, x: Tensor, sigma: Tensor, energy: Tensor) -> Tensor:
+        """The teacher's x0 estimate (see ``network`` for why it is restated here)."""
+        sigma = sigma.expand(x.shape[0])
+        c_in = torch.rsqrt(1 + sigma**2)[:, None]
+        out = self.network(x * c_in, energy, sigma)
+        if self.objective == "eps":
+            return x - sigma[:, None] * out
+        return c_in**2 * x + sigma[:, None] * c_in * out
+
+    def _training_step_start(self) -> None:
+        """Initialise from the teacher at the first training batch, afterwards move the target towards the student."""
+        mine = {k: v for k, v in self.state_dict().items() if not k.startswith("target.") and k != "updates"}
+        with torch.no_grad():
+            if int(self.updates) == 0:
+                teacher = load_teacher(self.config.teacher).to(self.levels.device).state_dict()
+                if teacher.keys() != mine.keys():
+                    raise CaloforgeError(f"calodiffusion-student: {self.config.teacher} does not match the student's "
+                                         "architecture")
+                for key, value in mine.items():
+                    value.copy_(teacher[key])
+                self.target.load_state_dict(teacher)
+            else:
+                for key, value in self.target.state_dict().items():
+                    value.lerp_(mine[key], 1 - self.config.target_decay)
+        self.updates += 1
+
+    def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
+        """The consistency-distillation loss of one batch: squared distance in the preprocessed space."""
+        if self.training:
+            self._training_step_start()
+        teacher = load_teacher(self.config.teacher).to(showers.device)
+        x0 = self.preprocessing.forward(showers, energies)
+        energy = self.condition.forward(energies, energies)
+        n = torch.randint(1, len(self.levels), (len(x0),), device=x0.device)
+        sigma, previous = self.levels[n], self.levels[n - 1]
+        x = x0 + sigma[:, None] * torch.randn_like(x0)
+        with torch.no_grad():
+            estimate = teacher.denoise(x, sigma, energy)
+            x_previous = estimate + (previous / sigma)[:, None] * (x - estimate)  # one DDIM (ODE Euler) step
+            target = self.target.denoise(x_previous, previous, energy)
+        # weighted by abar = 1 / (1 + sigma^2): with noise prediction an x0 error is sigma times a noise error, and
+        # unweighted the few levels near sigma_max (8,000) would swamp the rest; this is the error in x_t's units
+        weight = torch.rsqrt(1 + sigma**2)[:, None] ** 2
+        return (weight * (self.denoise(x, sigma, energy) - target) ** 2).mean()
+
+    def sampling_levels(self, steps: int) -> Tensor:
+        """(steps,) decreasing levels: the noisiest, then evenly spaced indices of the discretisation."""
+        n = self.config.n_intervals
+        if not 1 <= steps <= n:
+            raise CaloforgeError(f"consistency sampler steps {steps}: need 1 to {n} (the student's n_intervals)")
+        index = torch.round(torch.arange(steps, 0, -1, dtype=torch.float64) * n / steps).long()
+        return self.levels[index]
+
+    def decode(self, noise: Tensor, renoise: Tensor | None, energies: Tensor) -> Tensor:
+        """Showers (N, voxels) in MeV from the prior draw ``noise`` (N, voxels) and, for more than one step, the
+        re-noising draws ``renoise`` (steps - 1, N, voxels): the whole sampler as a function of its noise."""
+        steps = 1 if renoise is None else 1 + renoise.shape[0]
+        sigmas = self.sampling_levels(steps)
+        energy = self.condition.forward(energies, energies)
+        # the VP prior x_T ~ N(0, 1), seen in the scaled variable x_T / sqrt(abar_T)
+        x0 = self.denoise(noise * (1 + sigmas[0] ** 2).sqrt(), sigmas[0], energy)
+        for i in range(1, steps):
+            x0 = self.denoise(x0 + sigmas[i] * renoise[i - 1], sigmas[i], energy)
+        return self.preprocessing.inverse(x0, energies)
+
+    @torch.inference_mode()
+    def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = CONSISTENCY,
+               steps: int | None = None) -> Tensor:
+        """(N, voxels) showers in MeV by the consistency sampler (default 1 step), or by any teacher sampler."""
+        if sampler != CONSISTENCY:
+            return super().sample(energies, generator, sampler=sampler, steps=steps)
+        steps = steps or 1
+        energies = torch.as_tensor(energies).to(device=self.levels.device, dtype=self.levels.dtype)
+        noise = torch.randn(steps, len(energies), self.n_voxels, generator=generator, device=energies.device)
+        return self.decode(noise[0], noise[1:] if steps > 1 else None, energies)

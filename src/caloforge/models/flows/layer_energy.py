@@ -1,0 +1,69 @@
+"""CaloFlow's flow 1: the energy deposited in each calorimeter layer, given the incident energy.
+
+The L layer energies become CaloFlow's u variables (``LayerFractions``): u_0 = sum E / E_inc and
+u_i = E_{i-1} / (energy in layers i-1 and after), each in [0, 1] and free of the overall scale, so that the flow
+learns the longitudinal profile and the sampling fraction separately. u_0 can exceed 1 (E_tot / E_inc reaches 1.46
+in the Par04 training data: sampling fluctuations), so it is first divided by a fitted scale; then logit
+(alpha = 1e-6) and per-variable standardisation put every variable on the spline's domain. The condition is
+log10(E_inc / 33.3 GeV). Going back, the sampled layer energies sum to u_0 E_inc by construction.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from caloforge.data.transforms import LayerFractions, Logit, Standardize, transform_from_dict
+from caloforge.models.flows.conditions import incident_condition
+from caloforge.models.flows.maf import MaskedAutoregressiveFlow
+
+#: u_0 is divided by this much more than the largest E_tot / E_inc of the training data (room for the tail)
+U0_HEADROOM = 1.25
+
+
+def fit_layer_energy(layers: Tensor, energies: Tensor, alpha: float = 1e-6) -> dict:
+    """The u_0 scale and the standardisation of the logit u variables, from (N, L) training layer energies."""
+    u = LayerFractions().forward(layers.double(), energies.double())
+    scale = U0_HEADROOM * float(u[:, 0].max())
+    y = Logit(alpha).forward(u / torch.tensor([scale] + [1.0] * (u.shape[1] - 1), dtype=u.dtype), energies)
+    return {"u0_scale": scale, "alpha": alpha,
+            "standardize": Standardize(per_feature=True).fit(y, energies).to_dict()}
+
+
+class LayerEnergyFlow(nn.Module):
+    """p(E_0..E_{L-1} | E_inc) as a MAF-RQS over the standardised logit u variables."""
+
+    u_scale: Tensor
+
+    def __init__(self, n_layers: int, fitted: dict, transforms: int, hidden: list[int], bins: int = 8):
+        super().__init__()
+        self.fractions = LayerFractions()
+        self.logit = Logit(fitted["alpha"])
+        self.standardize = transform_from_dict(fitted["standardize"])
+        self.register_buffer("u_scale", torch.tensor([fitted["u0_scale"]] + [1.0] * (n_layers - 1)), persistent=False)
+        self.flow = MaskedAutoregressiveFlow(n_layers, 1, transforms, hidden, bins)
+
+    def to_u(self, layers: Tensor, energies: Tensor) -> Tensor:
+        return self.fractions.forward(layers, energies)
+
+    def from_u(self, u: Tensor, energies: Tensor) -> Tensor:
+        return self.fractions.inverse(u, energies)
+
+    def encode(self, u: Tensor) -> Tensor:
+        """u variables -> the flow's standardised logit space."""
+        return self.standardize.forward(self.logit.forward(u / self.u_scale, None), None)
+
+    def decode(self, y: Tensor) -> Tensor:
+        return self.logit.inverse(self.standardize.inverse(y, None), None) * self.u_scale
+
+    def log_prob(self, energies: Tensor, layers: Tensor) -> Tensor:
+        """(N,) log-density of the layer energies in the flow's variables (the preprocessing's Jacobian is a
+        constant of the data and is left out)."""
+        return self.flow.log_prob(self.encode(self.to_u(layers, energies)), incident_condition(energies))
+
+    def sample_u(self, energies: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.decode(self.flow.sample(incident_condition(energies), generator))
+
+    def sample(self, energies: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(N, L) layer energies in MeV for (N,) incident energies."""
+        return self.from_u(self.sample_u(energies, generator), energies)

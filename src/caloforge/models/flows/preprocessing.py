@@ -1,0 +1,34 @@
+"""The preprocessing both flow families fit before training: flow 1's u variables and the voxel coding.
+
+Both are fitted on the same dequantised showers (seeded noise), the first ``FIT_SHOWERS`` of the (shuffled)
+training set: more would change a few standardisation numbers by nothing that matters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from caloforge.geometry import Geometry
+from caloforge.models.flows.layer_energy import fit_layer_energy
+from caloforge.models.flows.voxels import cut, dequantise, fit_voxel_coding, layer_sums, readout_threshold
+
+FIT_SHOWERS = 10_000
+
+
+def fit_preprocessing(geometry: Geometry, energies: Tensor, showers: Tensor, alpha: float = 1e-6,
+                      dequantised_voxels: bool = True, seed: int = 0) -> dict:
+    """``{"layers": flow 1's fitted u variables, "voxels": the fitted voxel coding}``, JSON-serialisable.
+
+    Flow 1 always sees dequantised layer energies; the voxel coding is fitted on dequantised showers, or on the
+    showers only cut at the threshold with ``dequantised_voxels=False`` (CaloMan's autoencoder).
+    """
+    n = min(len(showers), FIT_SHOWERS)
+    threshold = readout_threshold(geometry)
+    noisy = dequantise(showers[:n], threshold, torch.Generator().manual_seed(seed))
+    voxel_layer = torch.as_tensor(geometry.voxel_layer, dtype=torch.long)
+    layers = layer_sums(noisy, voxel_layer, geometry.n_layers)
+    voxels = noisy if dequantised_voxels else cut(showers[:n], threshold)
+    return {"layers": fit_layer_energy(layers, energies[:n], alpha),
+            "voxels": fit_voxel_coding(voxels, layer_sums(voxels, voxel_layer, geometry.n_layers), voxel_layer,
+                                       threshold, alpha)}

@@ -1,0 +1,86 @@
+"""CaloFlow's voxel variables: each voxel's share of its layer's energy, logit (alpha = 1e-6), standardised per voxel.
+
+Training showers are cut at the readout threshold; a likelihood model then dequantises them: uniform noise in
+[0, threshold) on every voxel, so that empty voxels (half of Par04's) are no point mass for the likelihood to chase
+to infinity and no layer energy is zero. (CaloMan's autoencoder, fitted by reconstruction, takes the cut showers
+as they are: noise it could not reconstruct would only blur it; an empty layer's shares are all zero.) Decoding
+renormalises each layer's shares to the layer energy it is given (from flow 1) and zeroes voxels under the
+threshold, which turns the noise of empty voxels back into zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from caloforge.data.transforms import THRESHOLDS_MEV, Logit, Standardize, transform_from_dict
+from caloforge.geometry import Geometry
+
+#: readout threshold (MeV) of geometries without an entry in THRESHOLDS_MEV (the ds2 value)
+DEFAULT_THRESHOLD_MEV = 0.01515
+
+
+def readout_threshold(geometry: Geometry) -> float:
+    return THRESHOLDS_MEV.get(geometry.name, DEFAULT_THRESHOLD_MEV)
+
+
+def cut(showers: Tensor, threshold: float) -> Tensor:
+    """Voxels under the readout ``threshold`` set to zero."""
+    return torch.where(showers < threshold, torch.zeros_like(showers), showers)
+
+
+def dequantise(showers: Tensor, threshold: float, generator: torch.Generator | None = None) -> Tensor:
+    """Showers ``cut`` at ``threshold``, then uniform noise in [0, threshold) added to every voxel."""
+    noise = torch.rand(showers.shape, generator=generator, device=showers.device, dtype=showers.dtype)
+    return cut(showers, threshold) + threshold * noise
+
+
+def layer_sums(showers: Tensor, voxel_layer: Tensor, n_layers: int) -> Tensor:
+    """(N, voxels) -> (N, n_layers): the energy of each layer; ``voxel_layer`` is each voxel's layer index."""
+    return showers.new_zeros(len(showers), n_layers).index_add_(1, voxel_layer, showers)
+
+
+def shares(showers: Tensor, layers: Tensor, voxel_layer: Tensor) -> Tensor:
+    """Each voxel's share of its layer's energy (zero in an empty layer)."""
+    return showers / layers.clamp_min(torch.finfo(layers.dtype).tiny)[:, voxel_layer]
+
+
+def fit_voxel_coding(showers: Tensor, layers: Tensor, voxel_layer: Tensor, threshold: float, alpha: float) -> dict:
+    """The per-voxel standardisation of the logit shares of (cut or dequantised) training showers."""
+    y = Logit(alpha).forward(shares(showers, layers, voxel_layer), None)
+    return {"threshold": threshold, "alpha": alpha, "standardize": Standardize(per_feature=True).fit(y, None).to_dict()}
+
+
+class VoxelCoding(nn.Module):
+    """Showers (MeV) <-> standardised logit layer shares, given the layer energies."""
+
+    voxel_layer: Tensor
+
+    def __init__(self, geometry: Geometry, fitted: dict):
+        super().__init__()
+        self.n_layers = geometry.n_layers
+        self.threshold = fitted["threshold"]
+        self.logit = Logit(fitted["alpha"])
+        self.standardize = transform_from_dict(fitted["standardize"])
+        self.register_buffer("voxel_layer", torch.as_tensor(geometry.voxel_layer, dtype=torch.long), persistent=False)
+
+    def cut(self, showers: Tensor) -> Tensor:
+        return cut(showers, self.threshold)
+
+    def dequantise(self, showers: Tensor) -> Tensor:
+        return dequantise(showers, self.threshold)
+
+    def layer_energies(self, showers: Tensor) -> Tensor:
+        return layer_sums(showers, self.voxel_layer, self.n_layers)
+
+    def encode(self, showers: Tensor, layers: Tensor) -> Tensor:
+        return self.standardize.forward(self.logit.forward(shares(showers, layers, self.voxel_layer), None), None)
+
+    def layer_shares(self, y: Tensor) -> Tensor:
+        """Standardised logit shares -> shares renormalised to sum to one in every layer."""
+        fractions = self.logit.inverse(self.standardize.inverse(y, None), None)
+        return fractions / self.layer_energies(fractions).clamp_min(torch.finfo(y.dtype).tiny)[:, self.voxel_layer]
+
+    def decode(self, y: Tensor, layers: Tensor) -> Tensor:
+        """Showers whose layers hold ``layers`` (before the threshold cut), voxels under the threshold zeroed."""
+        return self.cut(self.layer_shares(y) * layers[:, self.voxel_layer])

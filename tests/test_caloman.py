@@ -1,0 +1,77 @@
+"""CaloMan: the autoencoder learns to reconstruct; the flow stage starts from it, keeps it frozen, and samples."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Rebinning, load_geometry
+from caloforge.models import get_family
+from caloforge.models.caloman.autoencoder import share_divergence
+from caloforge.models.flows import shares, shower_condition
+from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
+from caloforge.train.config import from_dict
+
+TINY = {"latent": 4, "encoder": [64, 64], "decoder": [64, 64], "flow_transforms": 2, "flow_hidden": [32, 32],
+        "layer_transforms": 2, "layer_hidden": [16]}
+TRAIN = {"epochs": 1, "max_steps": 2, "batch_size": 64, "warmup_steps": 1, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def coarse(tmp_path_factory):
+    """300 bundled Par04 showers rebinned to par04-coarse: (geometry, energies, showers, file)."""
+    fine, geometry = load_geometry("par04"), load_geometry("par04-coarse")
+    energies, showers = open_showers(sample_path(), fine).read(slice(0, 300))
+    showers = Rebinning(fine, geometry)(showers)
+    path = write_showers(tmp_path_factory.mktemp("data") / "coarse.h5", energies, showers)
+    return geometry, torch.from_numpy(energies), torch.from_numpy(showers), str(path)
+
+
+def test_autoencoder_reconstructs_better_after_a_few_steps(coarse):
+    geometry, energies, showers, _ = coarse
+    family = get_family("caloman")
+    config = from_dict(family.config, TINY, "test")
+    torch.manual_seed(0)
+    model = family.build(config, geometry, family.fit(config, geometry, energies, showers))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    clean = model.coding.cut(showers[:128])
+    layers = model.coding.layer_energies(clean)
+    y, context = model.coding.encode(clean, layers), shower_condition(energies[:128], layers)
+    target = shares(clean, layers, model.coding.voxel_layer)
+
+    def errors() -> tuple[float, float]:
+        """(squared error of the logit shares, divergence of the energy shares)"""
+        with torch.no_grad():
+            reconstruction = model.autoencoder.decode(model.autoencoder.encode(y, context), context)
+            return (float((reconstruction - y).square().mean()),
+                    float(share_divergence(target, model.coding.layer_shares(reconstruction))))
+
+    before = errors()
+    for _ in range(30):
+        optimizer.zero_grad()
+        model(energies[:128], showers[:128]).backward()
+        optimizer.step()
+    after = errors()
+    weighted = [error + config.share_weight * divergence for error, divergence in (before, after)]
+    assert after[1] < 0.6 * before[1] and weighted[1] < 0.7 * weighted[0]
+
+
+def test_flow_stage_starts_from_the_frozen_autoencoder_and_samples(coarse, tmp_path):
+    geometry, energies, _, data = coarse
+    torch.manual_seed(0)
+    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}, "train": TRAIN}
+    autoencoder = train(run_config_from_dict({**run, "model": TINY}), tmp_path / "ae", progress=False)
+    with pytest.raises(CaloforgeError, match="autoencoder-stage"):
+        load_model(autoencoder)[0].sample(energies[:4])
+    final = train(run_config_from_dict({**run, "model": {**TINY, "stage": "flow"},
+                                        "train": {**TRAIN, "init_from": str(autoencoder)}}), tmp_path / "flow",
+                  progress=False)
+    before, after = load_checkpoint(autoencoder).model, load_checkpoint(final).model
+    assert all(torch.equal(before[key], after[key]) for key in before if key.startswith("autoencoder."))
+    assert any(not torch.equal(before[key], after[key]) for key in before if key.startswith("latent_flow."))
+    model, _ = load_model(final)
+    with torch.no_grad():
+        showers = model.sample(energies[:50], torch.Generator().manual_seed(0))
+    assert showers.shape == (50, geometry.n_voxels) and torch.isfinite(showers).all() and (showers >= 0).all()

@@ -1,0 +1,97 @@
+"""ONNX export of a consistency student's sampling chain: ONNX Runtime agrees with PyTorch on the same noise (any
+batch size), and --par04-order puts each voxel at Geant4 Par04's (r, phi, z) position."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from caloforge.cli import app
+from caloforge.data import open_showers, sample_path
+from caloforge.errors import CaloforgeError
+from caloforge.export import SamplingChain, example_inputs, export_onnx, par04_index
+from caloforge.geometry import Rebinning, load_geometry
+from caloforge.models import get_family
+from caloforge.models.diffusion import CaloDiffusionConfig
+from caloforge.models.distill import ConsistencyConfig, ConsistencyStudent
+from caloforge.train import Checkpoint, save_checkpoint
+from caloforge.train.checkpoint import geometry_to_dict
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_student(name: str) -> ConsistencyStudent:
+    """A [4, 4] student with perturbed weights (an untrained U-Net's zeroed output layer would hide the network)."""
+    geometry = load_geometry(name)
+    energies, showers = open_showers(sample_path()).read(slice(0, 32))
+    if name == "par04-coarse":
+        showers = Rebinning(load_geometry("par04"), geometry)(showers)
+    architecture = {"channels": [4, 4], "n_steps": 20}
+    fitted = get_family("calodiffusion").fit(CaloDiffusionConfig(**architecture), geometry, torch.from_numpy(energies),
+                                             torch.from_numpy(showers))
+    torch.manual_seed(0)
+    fitted = {**fitted, "teacher_config": architecture}
+    student = get_family("calodiffusion-student").build(ConsistencyConfig(teacher="-", n_intervals=10), geometry,
+                                                        fitted)
+    student.fitted = fitted  # for the checkpoint written by the command test
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return student.eval()
+
+
+def run_onnx(path, inputs) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)})[0]
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_onnx_runtime_matches_pytorch_on_the_same_noise(tmp_path, steps):
+    student = tiny_student("par04-coarse")
+    path = export_onnx(student, load_geometry("par04-coarse"), tmp_path / "student.onnx", steps)
+    chain = SamplingChain(student, load_geometry("par04-coarse"))
+    inputs = example_inputs(chain, steps, batch=5, seed=1)  # not the batch size traced with
+    expected = chain(*inputs).detach().numpy()
+    got = run_onnx(path, inputs)
+    assert got.shape == (5, 359) and (got >= 0).all()
+    # float32 through different kernels; a voxel at the readout threshold may flip to zero (0.015 MeV)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=0.05)
+
+
+def test_par04_order_puts_each_voxel_at_its_r_phi_z_position(tmp_path):
+    geometry = load_geometry("par04")
+    n_layers, n_alpha, n_r = geometry.shape
+    index = par04_index(geometry)
+    layer, alpha, r = 7, 3, 5
+    assert index[r * n_alpha * n_layers + alpha * n_layers + layer] == layer * n_alpha * n_r + alpha * n_r + r
+    student = tiny_student("par04")
+    path = export_onnx(student, geometry, tmp_path / "par04.onnx", steps=1, par04_order=True)
+    inputs = example_inputs(SamplingChain(student, geometry), 1, batch=2)
+    caloforge_order = student.decode(inputs[0], None, inputs[1]).detach().numpy()
+    par04_order = run_onnx(path, inputs)
+    cell = caloforge_order[:, layer * n_alpha * n_r + alpha * n_r + r]
+    np.testing.assert_allclose(par04_order[:, r * n_alpha * n_layers + alpha * n_layers + layer], cell,
+                               rtol=1e-3, atol=0.05)
+    with pytest.raises(CaloforgeError, match="irregular"):
+        par04_index(load_geometry("par04-coarse"))
+
+
+def test_export_command_writes_the_checkpoints_sampler(tmp_path):
+    student = tiny_student("par04-coarse")
+    header = {"family": "calodiffusion-student", "model_config": {"teacher": "-", "n_intervals": 10},
+              "fitted": student.fitted, "geometry": geometry_to_dict(load_geometry("par04-coarse")),
+              "sample_defaults": {"sampler": "consistency", "steps": 2}}
+    checkpoint = save_checkpoint(tmp_path / "student.pt", Checkpoint(header=header, model=student.state_dict()))
+    result = CliRunner().invoke(app, ["export", str(checkpoint), "--onnx", str(tmp_path / "s.onnx")])
+    assert result.exit_code == 0, result.output
+    session = onnxruntime.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["noise", "energy", "renoise"]

@@ -1,0 +1,84 @@
+"""Shared flow pieces: flow 1's u variables and sampling, the voxel coding, MAF/IAF blocks, the intrinsic dimension."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from caloforge.cli import app
+from caloforge.data import open_showers, sample_path
+from caloforge.data.intrinsic_dim import levina_bickel
+from caloforge.geometry import Rebinning, load_geometry
+from caloforge.models.flows import (InverseAutoregressiveFlow, LayerEnergyFlow, MaskedAutoregressiveFlow, VoxelCoding,
+                                    fit_preprocessing)
+
+
+@pytest.fixture(scope="module")
+def coarse():
+    """(geometry, energies, showers) of 300 bundled Par04 showers rebinned to par04-coarse."""
+    fine, geometry = load_geometry("par04"), load_geometry("par04-coarse")
+    energies, showers = open_showers(sample_path(), fine).read(slice(0, 300))
+    return geometry, torch.from_numpy(energies), torch.from_numpy(Rebinning(fine, geometry)(showers))
+
+
+def test_layer_energy_round_trip_through_u_variables(coarse):
+    geometry, energies, showers = coarse
+    fitted = fit_preprocessing(geometry, energies, showers)
+    flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], transforms=1, hidden=[8])
+    layers = torch.from_numpy(geometry.layer_energies(showers.numpy())).clamp_min(1e-3)
+    u = flow.to_u(layers, energies)
+    assert torch.allclose(u[:, 0], layers.sum(1) / energies)
+    back = flow.from_u(flow.decode(flow.encode(u)), energies)
+    assert torch.allclose(back, layers, rtol=1e-3, atol=1e-3)
+
+
+def test_sampled_layer_energies_sum_to_u0_times_incident_energy(coarse):
+    geometry, energies, showers = coarse
+    torch.manual_seed(0)
+    flow = LayerEnergyFlow(geometry.n_layers, fit_preprocessing(geometry, energies, showers)["layers"], 2, [16])
+    with torch.no_grad():
+        u = flow.sample_u(energies, torch.Generator().manual_seed(1))
+        layers = flow.from_u(u, energies)
+    assert layers.shape == (len(energies), geometry.n_layers)
+    assert torch.isfinite(layers).all() and (layers >= 0).all()
+    assert torch.allclose(layers.sum(1), u[:, 0] * energies, rtol=1e-5)
+
+
+def test_voxel_coding_round_trip_restores_thresholded_showers(coarse):
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers)["voxels"])
+    noisy = coding.dequantise(showers)
+    layers = coding.layer_energies(noisy)
+    back = coding.decode(coding.encode(noisy, layers), layers)
+    expected = torch.where(noisy < coding.threshold, torch.zeros_like(noisy), noisy)
+    assert torch.allclose(back, expected, rtol=1e-3, atol=1e-3)
+    assert (back[showers < coding.threshold] == 0).all(), "empty voxels come back empty"
+
+
+def test_maf_inverts_and_iaf_mirrors_its_blocks():
+    torch.manual_seed(0)
+    x, context = torch.randn(64, 12), torch.randn(64, 3)
+    maf = MaskedAutoregressiveFlow(12, 3, transforms=3, hidden=[32], passes=4, randperm=True, seed=5)
+    z, _, trail = maf.encode(x, context)
+    assert len(trail) == 4 and torch.allclose(maf.decode(z, context), x, atol=1e-4)
+    iaf = InverseAutoregressiveFlow(12, 3, transforms=3, hidden=[32], passes=4, randperm=True, seed=5)
+    assert all(torch.equal(a.order, b.order) for a, b in zip(maf.blocks, iaf.blocks)), "same voxel orders"
+    sample, ladj, trail = iaf.decode(torch.randn(64, 12, generator=torch.Generator().manual_seed(2)), context)
+    assert sample.shape == (64, 12) and ladj.shape == (64,) and len(trail) == 4
+    assert torch.allclose(iaf.sample(context, torch.Generator().manual_seed(2)), sample, atol=1e-5), "fast path"
+
+
+def test_intrinsic_dimension_of_a_linear_subspace():
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(50, 5)))[0]
+    points = rng.uniform(-1, 1, size=(2000, 5)) @ basis.T
+    assert levina_bickel(points, k=20) == pytest.approx(5, abs=0.5)
+
+
+def test_intrinsic_dim_command_on_the_bundled_sample():
+    result = CliRunner().invoke(app, ["data", "intrinsic-dim", str(sample_path()), "--n", "200", "--k", "10",
+                                      "--preprocess", "log"])
+    assert result.exit_code == 0, result.output
+    assert "intrinsic dimension" in result.output and "preprocess=log" in result.output
