@@ -15,7 +15,7 @@ from caloforge.data.transforms import THRESHOLDS_MEV
 from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models import get_family
 from caloforge.models.distill import ConsistencyConfig
-from caloforge.models.distill.teacher import load_teacher
+from caloforge.train.checkpoint import load_frozen_model
 from caloforge.train import RunConfig, load_checkpoint, load_model, train
 from caloforge.train.config import DataConfig, TrainConfig
 
@@ -65,7 +65,7 @@ def test_first_training_batch_copies_the_teacher(data, teacher):
     student = family.build(config, geometry, family.fit(config, geometry, None, None))
     loss = student(torch.from_numpy(energies), torch.from_numpy(showers))
     assert torch.isfinite(loss)
-    reference = load_teacher(str(teacher)).state_dict()
+    reference = load_frozen_model(str(teacher), "calodiffusion").state_dict()
     for key, value in reference.items():
         torch.testing.assert_close(student.state_dict()[key], value)
         torch.testing.assert_close(student.target.state_dict()[key], value)
@@ -76,7 +76,7 @@ def test_distils_through_the_shared_trainer_and_samples_without_the_teacher(tmp_
     local.write_bytes(teacher.read_bytes())
     final = train(student_run(data, local, max_steps=3), tmp_path / "student", progress=False)
     local.unlink()  # generation must not need it
-    load_teacher.cache_clear()
+    load_frozen_model.cache_clear()
     model, checkpoint = load_model(final)
     assert checkpoint.header["sample_defaults"] == {"sampler": "consistency", "steps": 3}
     energies = torch.tensor([2e3, 1e4, 5e4, 9e4])

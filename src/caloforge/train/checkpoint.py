@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,24 @@ def build_model(checkpoint: Checkpoint, use_ema: bool = True) -> nn.Module:
 def load_model(path: str | Path, use_ema: bool = True, map_location: str = "cpu") -> tuple[nn.Module, Checkpoint]:
     checkpoint = load_checkpoint(path, map_location)
     return build_model(checkpoint, use_ema), checkpoint
+
+
+def load_family_checkpoint(path: str | Path, family: str) -> Checkpoint:
+    """A checkpoint that must be of ``family`` (a distillation teacher, say)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.header["family"] != family:
+        raise CaloforgeError(f"{path}: expected a {family} checkpoint, not {checkpoint.header['family']}")
+    return checkpoint
+
+
+@cache
+def load_frozen_model(path: str, family: str) -> nn.Module:
+    """The model of a ``family`` checkpoint (EMA weights), frozen, in eval mode, loaded once per path and process.
+
+    Students hold their teacher through this cache rather than as a submodule, so the teacher never enters the
+    student's state_dict or checkpoint, and the student samples without the teacher's file.
+    """
+    return build_model(load_family_checkpoint(path, family)).requires_grad_(False)
 
 
 def slim(checkpoint: Checkpoint) -> Checkpoint:

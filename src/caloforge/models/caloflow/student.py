@@ -13,7 +13,6 @@ does not need it.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import torch
@@ -27,24 +26,10 @@ from caloforge.models.caloflow.config import CaloFlowConfig, StudentConfig
 from caloforge.models.caloflow.teacher import CaloFlowTeacher, layer_flow, voxel_flow
 from caloforge.models.flows import (InverseAutoregressiveFlow, VoxelCoding, sample_in_chunks, shower_condition,
                                     standard_normal_log_prob)
-from caloforge.train.checkpoint import Checkpoint, build_model, load_checkpoint
+from caloforge.train.checkpoint import load_family_checkpoint, load_frozen_model
 from caloforge.train.config import from_dict
 
 TEACHER_FAMILY = "caloflow-teacher"
-
-
-def teacher_checkpoint(path: str) -> Checkpoint:
-    checkpoint = load_checkpoint(path)
-    if checkpoint.header["family"] != TEACHER_FAMILY:
-        raise CaloforgeError(f"{path}: the teacher must be a {TEACHER_FAMILY} checkpoint, "
-                             f"not {checkpoint.header['family']}")
-    return checkpoint
-
-
-@cache
-def load_teacher(path: str) -> CaloFlowTeacher:
-    """The teacher of a checkpoint, frozen, in eval mode (one copy per path and process)."""
-    return build_model(teacher_checkpoint(path)).requires_grad_(False)
 
 
 def mean_squared_distance(pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
@@ -65,7 +50,7 @@ class CaloFlowStudent(nn.Module):
 
     def teacher(self, device: torch.device) -> CaloFlowTeacher:
         """The teacher (loaded once, held outside this module), after checking that flow 1 came from it."""
-        teacher = load_teacher(self.config.teacher).to(device)
+        teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(device)
         mine, theirs = self.layer_flow.state_dict(), teacher.layer_flow.state_dict()
         if any(not torch.equal(mine[key], theirs[key]) for key in mine):
             raise CaloforgeError(f"caloflow-student: flow 1 is not the teacher's; set train.init_from to "
@@ -101,7 +86,7 @@ class CaloFlowStudent(nn.Module):
 
 def fit(config: StudentConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
     """The teacher's fitted preprocessing and architecture: the student learns nothing from the data itself."""
-    header = teacher_checkpoint(config.teacher).header
+    header = load_family_checkpoint(config.teacher, TEACHER_FAMILY).header
     if header["geometry"]["name"] != geometry.name:
         raise CaloforgeError(f"caloflow-student: the teacher {config.teacher} is for {header['geometry']['name']}, "
                              f"not {geometry.name}")

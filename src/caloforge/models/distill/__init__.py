@@ -14,13 +14,13 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.base import Family
 from caloforge.models.distill.config import ConsistencyConfig
-from caloforge.models.distill.student import CONSISTENCY, ConsistencyStudent
-from caloforge.models.distill.teacher import teacher_checkpoint
+from caloforge.models.distill.student import CONSISTENCY, TEACHER_FAMILY, ConsistencyStudent
+from caloforge.train.checkpoint import load_family_checkpoint
 
 
 def fit(config: ConsistencyConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
     """The teacher's fitted preprocessing and architecture: the student learns nothing from the data itself."""
-    header = teacher_checkpoint(config.teacher).header
+    header = load_family_checkpoint(config.teacher, TEACHER_FAMILY).header
     if header["geometry"]["name"] != geometry.name:
         raise CaloforgeError(f"calodiffusion-student: the teacher {config.teacher} is for "
                              f"{header['geometry']['name']}, not {geometry.name}")

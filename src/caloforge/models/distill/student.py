@@ -29,11 +29,14 @@ from caloforge.geometry import Geometry
 from caloforge.models.diffusion import CaloDiffusion, CaloDiffusionConfig
 from caloforge.models.diffusion.schedule import noise_level
 from caloforge.models.distill.config import ConsistencyConfig
-from caloforge.models.distill.teacher import load_teacher
+from caloforge.train.checkpoint import load_frozen_model
 from caloforge.train.config import from_dict
 
 #: sampler name of the few-step consistency sampler; the teacher's samplers (ddim, ...) also run on the student
 CONSISTENCY = "consistency"
+
+#: the family a consistency student distils
+TEACHER_FAMILY = "calodiffusion"
 
 
 class ConsistencyStudent(CaloDiffusion):
@@ -83,7 +86,7 @@ class ConsistencyStudent(CaloDiffusion):
         mine = {k: v for k, v in self.state_dict().items() if not k.startswith("target.") and k != "updates"}
         with torch.no_grad():
             if int(self.updates) == 0:
-                teacher = load_teacher(self.config.teacher).to(self.levels.device).state_dict()
+                teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(self.levels.device).state_dict()
                 if teacher.keys() != mine.keys():
                     raise CaloforgeError(f"calodiffusion-student: {self.config.teacher} does not match the student's "
                                          "architecture")
@@ -99,7 +102,7 @@ class ConsistencyStudent(CaloDiffusion):
         """The consistency-distillation loss of one batch: squared distance in the preprocessed space."""
         if self.training:
             self._training_step_start()
-        teacher = load_teacher(self.config.teacher).to(showers.device)
+        teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(showers.device)
         x0 = self.preprocessing.forward(showers, energies)
         energy = self.condition.forward(energies, energies)
         n = torch.randint(1, len(self.levels), (len(x0),), device=x0.device)
