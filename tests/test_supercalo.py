@@ -66,8 +66,9 @@ def test_upsampled_fine_voxels_sum_to_their_coarse_voxel_and_empty_stays_empty(p
     assert (vox.gather(fine)[:, ::3] == 0).all()
     assert torch.allclose(vox.coarse_layer_energies(coarse), fine_layers.reshape(6, vox.coarse.n_layers, -1).sum(-1),
                           rtol=1e-5, atol=1e-5)
+    model.upsampler.config.sample_chunk = 100  # seeded draws do not depend on how the rows are chunked
     again = model.upsampler.sample(energies[:6], coarse, fine_layers, torch.Generator().manual_seed(2))
-    assert torch.equal(fine, again)
+    assert torch.allclose(fine, again, rtol=1e-4, atol=1e-6)  # (float rounding of other matrix blockings aside)
 
 
 def test_neighbour_conditioning_is_periodic_in_alpha(par04):

@@ -35,7 +35,8 @@ class SuperCaloConfig:
     #: ``redraws`` times, before the renormalisation (0: renormalisation alone, as in the paper)
     redraws: int = 5
     tolerance: float = 1.5
-    #: flow rows inverted at a time when sampling (memory bound only: results do not depend on it)
-    sample_chunk: int = 65536
+    #: flow rows inverted at a time when sampling: bounds memory (about 0.5 GB at 2048; 4 GB at 65536, and slower);
+    #: results do not depend on it (beyond float rounding)
+    sample_chunk: int = 2048
     #: readout threshold applied to generated fine showers, MeV (None: the fine geometry's, see THRESHOLDS_MEV)
     threshold: float | None = None

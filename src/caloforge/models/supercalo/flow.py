@@ -2,7 +2,7 @@
 
 Up-sampling a batch of 10,000 showers inverts one flow on about two million coarse voxels: the rows are inverted a
 chunk at a time to bound memory, while the base noise is drawn at once from the caller's generator, so that the
-result does not depend on the chunk size.
+result does not depend on the chunk size (beyond float rounding).
 """
 
 from __future__ import annotations
