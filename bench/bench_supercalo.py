@@ -4,7 +4,7 @@ Times ``model.sample`` (coarse model, fine-layer split, up-sampling) and ``model
 (Geant4 reference showers coarse-grained) with caloforge's timing: one warm-up, ``--repeats`` timed calls, median.
 A batch whose single call would run past ``--budget`` seconds (judged from the previous batch size) is not run but
 extrapolated linearly and marked ``est.``. The last table gives the speed-up of up-sampling given coarse showers
-over the full chain at each batch size.
+over the full chain at each batch size, and both are compared with Geant4's CPU time recorded in the reference file.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_supercalo.py checkpoints/par04-supercalo.pt --threads 1
 """
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from caloforge.data import open_showers
-from caloforge.sampling.timing import format_table, machine_description, time_model
+from caloforge.sampling.timing import format_table, geant4_seconds_per_shower, machine_description, time_model
 from caloforge.train import load_model
 
 REFERENCE = "../shared/data/par04/par04_e_1-100GeV_reference.h5"
@@ -62,9 +62,11 @@ def main() -> None:
     options = checkpoint.header.get("sample_defaults", {})
     given = GivenCoarse(chain, *coarse_pool(chain, args.reference, max(args.batches)))
     device = torch.device("cpu")
+    geant4_s = geant4_seconds_per_shower(args.reference)
     points = time_model(chain, f"supercalo:{args.chain.stem}", options, device, args.batches, args.repeats,
-                        args.budget)
-    points += time_model(given, "supercalo:upsample-only", {}, device, args.batches, args.repeats, args.budget)
+                        args.budget, geant4_s=geant4_s)
+    points += time_model(given, "supercalo:upsample-only", {}, device, args.batches, args.repeats, args.budget,
+                         geant4_s=geant4_s)
     print(f"machine: {machine_description()}")
     print(format_table(points))
     full = {p.batch_size: p for p in points if p.model != "supercalo:upsample-only"}
