@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -195,3 +196,36 @@ def test_sampling_is_a_function_of_the_seed(showers):
     runs = [model.sample(energies, generator=torch.Generator().manual_seed(s), sampler="ddpm", steps=4)
             for s in (7, 7, 8)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
+def test_layer_energy_model_sets_every_layer_to_its_drawn_energy(showers):
+    """The shower is rescaled to flow 1's layer energies: up to the voxels the readout threshold cuts again, each
+    generated layer holds exactly the energy drawn for it."""
+    model = tiny_model("par04-coarse", showers, layer_energy=True, layer_transforms=2, layer_hidden=[8]).eval()
+    energies = showers["par04-coarse"][0][:6]
+    with torch.no_grad():  # the sampler draws the layer energies first, so the same seed gives the same ones
+        drawn = model.layer_model.sample(energies, torch.Generator().manual_seed(3)).numpy()
+    out = model.sample(energies, generator=torch.Generator().manual_seed(3), sampler="ddim", steps=3)
+    geometry = load_geometry("par04-coarse")
+    layers = geometry.layer_energies(out.numpy())
+    filled = layers > 0
+    assert filled.mean() > 0.8
+    lost = (drawn - layers)[filled]  # what the renewed threshold cut took: at most the threshold in each voxel
+    cut_at_most = np.broadcast_to(THRESHOLDS_MEV["par04-coarse"] * geometry.voxels_per_layer, drawn.shape)[filled]
+    assert (lost >= -1e-4 * drawn[filled]).all() and (lost <= cut_at_most + 1e-4 * drawn[filled]).all()
+
+
+def test_layer_energy_model_conditions_the_network_and_trains_with_it(showers):
+    """The U-Net sees the layer variables (changing them changes its output) and flow 1 trains in the same loss."""
+    model = tiny_model("par04-coarse", showers, layer_energy=True, layer_transforms=2, layer_hidden=[8])
+    energies, x = (t[:4] for t in showers["par04-coarse"])
+    torch.nn.init.normal_(model.unet.out.weight)  # a zero output head would hide the conditioning
+    layers = model.layer_model.layer_energies(x)
+    x_t, sigma = torch.randn(4, 359), torch.full((4,), 0.5)
+    same = model.network(x_t, model.shower_condition(energies, layers), sigma)
+    other = model.network(x_t, model.shower_condition(energies, layers.flip(1)), sigma)
+    assert not torch.allclose(same, other)
+    loss = model(energies, x)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.layer_model.parameters())

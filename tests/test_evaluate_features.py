@@ -34,6 +34,15 @@ def naive_features(geometry, energies, showers, threshold):
             out[f"width_{name}"].append(np.sqrt(np.clip(second - centre**2, 0, None)))
     result = {k: np.stack(v, 1) if v else np.zeros((len(energies), 0)) for k, v in out.items()}
     result["e_tot"] = showers.sum(1)
+    result["rho"] = np.zeros((len(energies), 0))
+    if geometry.is_regular:  # cosine of adjacent layers' voxel vectors; NaN where a layer is empty
+        pairs = []
+        for layer in range(geometry.n_layers - 1):
+            a, b = showers[:, geometry.layer_slice(layer)], showers[:, geometry.layer_slice(layer + 1)]
+            norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+            with np.errstate(invalid="ignore"):
+                pairs.append(np.where(norms > 0, (a * b).sum(1) / norms, np.nan))
+        result["rho"] = np.stack(pairs, 1)
     return result, showers
 
 
@@ -47,8 +56,8 @@ def check_against_naive(geometry, energies, showers, features):
     expected, thresholded = naive_features(geometry, energies, showers, THRESHOLD)
     for name, values in expected.items():
         got = getattr(features, name).astype(np.float64)
-        scale = np.abs(values).max(initial=1.0)
         assert got.shape == values.shape, name
+        scale = np.abs(np.nan_to_num(values)).max(initial=1.0)
         np.testing.assert_allclose(got, values, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
     # the spectrum counts every voxel above threshold once, in the right decade
     assert features.voxel_counts.sum() == np.count_nonzero(thresholded)
@@ -63,6 +72,7 @@ def test_regular_geometry_matches_definitions(sample):
     geometry = load_geometry("par04")
     features = compute_features(geometry, [(energies, showers)], THRESHOLD)
     assert features.n == len(energies) and features.ec_eta.shape == (len(energies), 45)
+    assert features.rho.shape == (len(energies), 44) and np.isfinite(features.rho[:, :10]).mean() > 0.99
     check_against_naive(geometry, energies, showers, features)
 
 
@@ -73,6 +83,7 @@ def test_irregular_geometry_matches_definitions(sample):
     features = compute_features(coarse, [(energies[:300], showers)], THRESHOLD)
     # only the layers binned in alpha have eta/phi features
     assert features.ec_eta.shape[1] == len(alpha_layers(coarse)) == sum(n > 1 for n in coarse.n_alpha)
+    assert features.rho.shape == (300, 0)  # no common voxel vector across irregular layers
     check_against_naive(coarse, energies[:300], showers, features)
 
 

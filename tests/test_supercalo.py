@@ -8,7 +8,7 @@ import torch
 
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.errors import CaloforgeError
-from caloforge.evaluate.correlation import correlation_separation, layer_correlations
+from caloforge.evaluate.correlation import layer_correlations
 from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models import get_family
 from caloforge.models.supercalo.chain import combine
@@ -165,5 +165,3 @@ def test_rho_of_identical_adjacent_layers_is_one(par04):
     assert rho.shape == (10, geometry.n_layers - 1)
     assert np.allclose(rho[:, 5], 1.0)
     assert np.nanmin(rho) >= 0 and np.nanmax(rho) <= 1
-    separation = correlation_separation(rho, rho)
-    assert np.all(separation[np.isfinite(separation)] == 0.0)  # NaN: a layer pair empty in every shower

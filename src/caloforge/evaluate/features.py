@@ -2,7 +2,8 @@
 
 Per shower: E_tot, E_tot / E_inc, the energy of every layer, the energy-weighted centre and width in eta (r cos alpha)
 and phi (r sin alpha) of every layer binned in alpha, centre and width in r of every layer, and the sparsity of every
-layer (1 - the fraction of voxels above zero). Per sample: the voxel-energy spectrum as histogram counts and the
+layer (1 - the fraction of voxels above zero) and, for regular geometries, SuperCalo's inter-layer correlation rho
+of every adjacent layer pair (``correlation.py``). Per sample: the voxel-energy spectrum as histogram counts and the
 summed showers per incident-energy decade (the average showers of the plots). The readout threshold is applied
 first, as in the CaloChallenge's ``evaluate.py``.
 
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from caloforge.evaluate.correlation import layer_correlations
 from caloforge.evaluate.parallel import default_threads, thread_map
 from caloforge.geometry import Geometry
 
 #: bump when the definition or the storage of a feature changes: cached reference features are then recomputed
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 #: the voxel spectrum is counted on a fine fixed log grid anchored at the threshold, coarsened for scoring and plots
 VOXEL_BINS_PER_DECADE = 50
 VOXEL_DECADES = 10
@@ -31,7 +33,7 @@ VOXEL_DECADES = 10
 DECADE_EDGES_MEV = 10.0 ** np.arange(0, 8)
 
 _PER_SHOWER = ("e_inc", "e_tot", "e_layer", "ec_eta", "ec_phi", "width_eta", "width_phi", "ec_r", "width_r",
-               "sparsity")
+               "sparsity", "rho")
 
 
 @dataclass(eq=False)
@@ -50,6 +52,7 @@ class ShowerFeatures:
     ec_r: np.ndarray  # (N, layers) mm
     width_r: np.ndarray
     sparsity: np.ndarray  # (N, layers) in [0, 1]
+    rho: np.ndarray  # (N, layers - 1) in [0, 1], NaN where a layer is empty; (N, 0) for irregular geometries
     voxel_counts: np.ndarray  # (VOXEL_DECADES * VOXEL_BINS_PER_DECADE,) voxels per fine log bin above threshold
     decade_counts: np.ndarray  # (len(DECADE_EDGES_MEV) - 1,) showers per incident-energy decade
     decade_sums: np.ndarray  # (decades, voxels) float64 summed voxel energies per decade
@@ -210,7 +213,8 @@ class FeatureAccumulator:
         ec_phi, width_phi = _centre_width(alpha_sums[:, :, 2], alpha_sums[:, :, 3], e_alpha)
         out = dict(e_inc=energies, e_tot=e_layer.sum(1), e_layer=e_layer, ec_eta=ec_eta, ec_phi=ec_phi,
                    width_eta=width_eta, width_phi=width_phi, ec_r=ec_r, width_r=width_r,
-                   sparsity=1.0 - counts / geo.voxels_per_layer)
+                   sparsity=1.0 - counts / geo.voxels_per_layer,
+                   rho=layer_correlations(showers, geo) if geo.is_regular else np.empty((n, 0)))
         return {k: v.astype(np.float32) for k, v in out.items()}
 
     def _spectrum(self, values: np.ndarray) -> np.ndarray:

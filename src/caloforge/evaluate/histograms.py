@@ -12,6 +12,8 @@ Binnings (upstream ``evaluate.py`` where it has one; the rest chosen for the sam
 - eta / phi centres: 100 bins over [-30, 30] mm (ds2, ds3 and the Par04 geometries), [-500, 500] (ds1 layers 12
   and 13) or [-100, 100] (other ds1 layers); widths 100 bins over [0, 30], [0, 400] or [0, 100].
   Centres and widths in r use the width range. Other geometries: 0.75 times the layer's outer radius.
+- rho (SuperCalo's inter-layer correlation, regular geometries): 50 bins over [0, 1] for each adjacent layer pair,
+  labelled by the pair's first layer; showers with either layer empty are left out.
 - sparsity: 100 bins over [0, 1]; E_tot: 40 log bins over the reference's range (E_tot and sparsity are caloforge
   additions to the upstream histogram set; r and sparsity were scored in the final paper).
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from caloforge.evaluate.correlation import RHO_BINS, RHO_RANGE
 from caloforge.evaluate.features import DECADE_EDGES_MEV, VOXEL_BINS_PER_DECADE, ShowerFeatures, alpha_layers
 from caloforge.geometry import Geometry
 
@@ -37,6 +40,10 @@ LAYER_FEATURES = (
     ("sparsity", "sparsity", ""),
 )
 ALPHA_FEATURES = {"ec_eta", "ec_phi", "width_eta", "width_phi"}
+#: the group of the inter-layer correlation histograms; each is labelled by the first layer of its pair
+RHO_GROUP = "rho (n, n+1)"
+#: every per-layer group, in report order
+LAYER_GROUPS = tuple(label for _, label, _ in LAYER_FEATURES) + (RHO_GROUP,)
 _DS2_MESH = {"ds2", "ds3", "par04", "par04-coarse"}
 _DS1 = {"ds1-photons", "ds1-pions"}
 _VOXEL_COARSEN = 5  # fine spectrum bins per plotted bin: 50 per decade -> 10
@@ -100,7 +107,7 @@ def _log_edges(low: float, high: float, n_edges: int) -> np.ndarray | None:
 
 
 def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    return np.histogram(values, bins=edges)[0]
+    return np.histogram(values[np.isfinite(values)], bins=edges)[0]  # NaN: a feature undefined for that shower
 
 
 def _layer_edges(geometry: Geometry, attribute: str, layer: int, reference: np.ndarray,
@@ -137,6 +144,9 @@ def feature_histograms(geometry: Geometry, reference: ShowerFeatures, generated:
         for column, layer in enumerate(layers):
             edges, log_x = _layer_edges(geometry, attribute, int(layer), ref_all[:, column], reference.threshold)
             add(label, geometry.layer_ids[layer], unit, edges, ref_all[:, column], gen_all[:, column], log_x)
+    rho_edges = np.linspace(*RHO_RANGE, RHO_BINS + 1)
+    for pair in range(reference.rho.shape[1]):
+        add(RHO_GROUP, geometry.layer_ids[pair], "", rho_edges, reference.rho[:, pair], generated.rho[:, pair])
     return hists
 
 

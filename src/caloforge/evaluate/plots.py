@@ -21,7 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
 from caloforge.evaluate.features import DECADE_EDGES_MEV, ShowerFeatures  # noqa: E402
-from caloforge.evaluate.histograms import LAYER_FEATURES, Histogram, energy_label  # noqa: E402
+from caloforge.evaluate.histograms import LAYER_GROUPS, Histogram, energy_label  # noqa: E402
 from caloforge.geometry import Geometry  # noqa: E402
 
 GEANT4 = dict(color="#8c8c8c", alpha=0.45, label="Geant4")
@@ -130,7 +130,7 @@ def feature_figures(geometry: Geometry, hists: list[Histogram], reference: Showe
         figures["Shower-level features"] = histogram_grid(overall, "Total energy and voxel spectrum", columns=3)
     shown = {geometry.layer_ids[i] for i in select_layers(geometry.n_layers, _energetic(geometry,
                                                                                         reference.mean_shower))}
-    for _, label, _ in LAYER_FEATURES:
+    for label in LAYER_GROUPS:
         group = [h for h in hists if h.group == label and h.layer in shown]
         if group:
             figures[label] = histogram_grid(group, f"{label} per layer")
@@ -139,7 +139,7 @@ def feature_figures(geometry: Geometry, hists: list[Histogram], reference: Showe
 
 def separation_map(table: dict, geometry: Geometry) -> Figure:
     """Separation power of every per-layer feature and layer, as a colour map (log scale)."""
-    groups = [label for _, label, _ in LAYER_FEATURES if label in table]
+    groups = [label for label in LAYER_GROUPS if label in table]
     values = np.full((len(groups), geometry.n_layers), np.nan)
     position = {lid: i for i, lid in enumerate(geometry.layer_ids)}
     for row, label in enumerate(groups):

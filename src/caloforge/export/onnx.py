@@ -52,6 +52,9 @@ def export_onnx(student: ConsistencyStudent, geometry: Geometry, path: str | Pat
     """Write the ``steps``-step sampling chain of ``student`` to ``path`` (dynamic batch axis)."""
     if not isinstance(student, ConsistencyStudent):
         raise CaloforgeError("export: only calodiffusion-student checkpoints have a few-step sampling chain")
+    if student.layer_model is not None:
+        # flow 1's spline inverses would have to be traced too; the graph would then need its own noise input
+        raise CaloforgeError("export: this student has a layer-energy flow, which the ONNX graph does not hold yet")
     student.sampling_levels(steps)  # checks the step count
     chain = SamplingChain(student.eval(), geometry, par04_order).eval()
     inputs = example_inputs(chain, steps)

@@ -12,6 +12,7 @@ from torch import Tensor
 from caloforge.geometry import Geometry
 from caloforge.models.base import Family
 from caloforge.models.diffusion.config import CaloDiffusionConfig
+from caloforge.models.diffusion.layers import fit_layer_model
 from caloforge.models.diffusion.model import CaloDiffusion, preprocessing
 
 #: showers the preprocessing's standardisation is fitted on (the training set arrives shuffled); more changes
@@ -20,9 +21,13 @@ FIT_SHOWERS = 10_000
 
 
 def fit(config: CaloDiffusionConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
-    """The preprocessing chain fitted on (the first ``FIT_SHOWERS`` of) the training showers."""
+    """The preprocessing chain (and the layer-energy flow's variables) fitted on (the first ``FIT_SHOWERS`` of)
+    the training showers."""
     n = min(len(showers), FIT_SHOWERS)
-    return {"preprocessing": preprocessing(config, geometry).fit(showers[:n], energies[:n]).to_dict()}
+    fitted = {"preprocessing": preprocessing(config, geometry).fit(showers[:n], energies[:n]).to_dict()}
+    if config.layer_energy:
+        fitted["layers"] = fit_layer_model(geometry, energies[:n], showers[:n], config.seed)
+    return fitted
 
 
 def build(config: CaloDiffusionConfig, geometry: Geometry, fitted: dict) -> CaloDiffusion:

@@ -30,6 +30,12 @@ class CaloDiffusionConfig:
     embed_dim: int = 64
     #: seed of the noise added to GLaM's initial maps
     seed: int = 0
+    #: a layer-energy flow (CaloFlow's flow 1, trained jointly) samples every layer's energy first; the U-Net is
+    #: conditioned on them and its showers are rescaled to them (CaloDiffusion's later versions, CaloDREAM)
+    layer_energy: bool = False
+    #: the layer-energy flow's MADE blocks and their hidden layers (CaloFlow's flow-1 defaults)
+    layer_transforms: int = 6
+    layer_hidden: list[int] = field(default_factory=lambda: [64, 64])
 
     def __post_init__(self) -> None:
         if len(self.channels) < 2 or min(self.channels) < 1:

@@ -5,7 +5,9 @@ Training noises it as ``x_t = sqrt(abar) x0 + sqrt(1 - abar) eps``; sampling wor
 ``x = x_t / sqrt(abar) = x0 + sigma eps`` through one denoiser ``D(x, sigma) -> x0`` (see
 ``caloforge.sampling.samplers``). The network sees ``x_t`` itself (``x / sqrt(1 + sigma^2)``), laid out as a
 (layer, alpha, r) image (through GLaM for irregular geometries) with geometry images as extra channels, and the
-two conditions: the scaled log incident energy and the noise level sqrt(1 - abar).
+two conditions: the scaled log incident energy and the noise level sqrt(1 - abar). With ``layer_energy`` a
+layer-energy flow (``layers.py``) samples the layer energies first; the U-Net is also conditioned on them and the
+showers are rescaled to them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.diffusion.config import CaloDiffusionConfig
 from caloforge.models.diffusion.glam import GLaM
+from caloforge.models.diffusion.layers import LayerEnergyModel
 from caloforge.models.diffusion.schedule import CosineSchedule, noise_level
 from caloforge.models.diffusion.unet import UNet
 from caloforge.sampling.samplers import get_sampler
@@ -77,7 +80,18 @@ class CaloDiffusion(nn.Module):
         low, high = self._x0_range()
         self.register_buffer("x0_low", low, persistent=False)
         self.register_buffer("x0_high", high, persistent=False)
-        self.unet = UNet(1 + len(self.images), config.channels, config.embed_dim, config.attention)
+        self.layer_model = (LayerEnergyModel(geometry, fitted["layers"], config.layer_transforms, config.layer_hidden)
+                            if config.layer_energy else None)
+        conditions = 1 + (geometry.n_layers if self.layer_model is not None else 0)
+        self.unet = UNet(1 + len(self.images), config.channels, config.embed_dim, config.attention, conditions)
+
+    def shower_condition(self, energies: Tensor, layers: Tensor | None = None) -> Tensor:
+        """The U-Net's shower condition: the scaled log incident energy (N,), or with a layer-energy model that and
+        the layer variables of ``layers`` (N, 1 + L)."""
+        energy = self.condition.forward(energies, energies)
+        if self.layer_model is None:
+            return energy
+        return torch.cat([energy[:, None], self.layer_model.condition(energies, layers)], dim=1)
 
     def _x0_range(self) -> tuple[Tensor, Tensor]:
         """Preprocessed images of an empty voxel and of a full one (``factor * E_inc``): all real showers lie between."""
@@ -118,27 +132,33 @@ class CaloDiffusion(nn.Module):
         "eps": MSE between predicted and drawn noise. "hybrid": the L2 error of ``D = c_skip x + c_out F`` against
         x0 weighted by 1 + 1/sigma^2 = 1 / c_out^2, computed in the equivalent, well-conditioned form: the MSE
         between F and the output that makes D exact, ``(sigma x0 - eps) / sqrt(1 + sigma^2)``.
+        With a layer-energy model, its negative log-likelihood per layer is added: the two train together.
         """
+        layers = self.layer_model.layer_energies(showers) if self.layer_model is not None else None
         x0 = self.preprocessing.forward(showers, energies)
         t = torch.randint(self.schedule.n_steps, (len(x0),), device=x0.device)
         sigma = self.schedule.sigma[t]
         noise = torch.randn_like(x0)
         c_in = torch.rsqrt(1 + sigma**2)[:, None]
-        out = self.network((x0 + sigma[:, None] * noise) * c_in, self.condition.forward(energies, energies), sigma)
+        out = self.network((x0 + sigma[:, None] * noise) * c_in, self.shower_condition(energies, layers), sigma)
         target = noise if self.objective == "eps" else (sigma[:, None] * x0 - noise) * c_in
-        return F.mse_loss(out, target)
+        loss = F.mse_loss(out, target)
+        return loss if self.layer_model is None else loss + self.layer_model.loss(energies, layers)
 
     @torch.no_grad()
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = "ddpm",
                steps: int | None = None) -> Tensor:
         """(N, voxels) showers in MeV for incident energies (N,) MeV, by ``sampler`` over ``steps`` of the
-        schedule (default: all); all randomness comes from ``generator``."""
+        schedule (default: all); all randomness comes from ``generator``. With a layer-energy model the layer
+        energies are drawn first and the showers rescaled to them."""
         run = get_sampler(sampler)
         sigma = self.schedule.sigma
         energies = torch.as_tensor(energies).to(device=sigma.device, dtype=sigma.dtype)
         sigmas = self.schedule.sigmas(steps)
-        energy = self.condition.forward(energies, energies)
+        layers = self.layer_model.sample(energies, generator) if self.layer_model is not None else None
+        energy = self.shower_condition(energies, layers)
         # the VP prior x_T ~ N(0, 1), seen in the scaled variable x_T / sqrt(abar_T)
         x = torch.randn(len(energies), self.n_voxels, generator=generator, device=sigma.device, dtype=sigma.dtype)
         x0 = run(lambda x, s: self.denoise(x, s, energy), x * (1 + sigmas[0] ** 2).sqrt(), sigmas, generator=generator)
-        return self.preprocessing.inverse(x0, energies)
+        showers = self.preprocessing.inverse(x0, energies)
+        return showers if layers is None else self.layer_model.rescale(showers, layers)

@@ -2,8 +2,9 @@
 
 Each resolution level runs two ResNet blocks and a linear attention; levels are joined by strided cylindrical
 convolutions on the way down and transposed ones on the way up, with the down path's outputs concatenated into
-the up path (skip connections). The two scalar conditions, the incident energy and the noise level, are embedded
-by small MLPs into one vector that every ResNet block adds as a per-channel bias.
+the up path (skip connections). The conditions, the shower's (the incident energy, and with a layer-energy model
+the layer variables) and the noise level, are embedded by small MLPs into one vector that every ResNet block adds
+as a per-channel bias.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(8, channels), channels)
 
 
-class ScalarEmbedding(nn.Sequential):
-    """A scalar condition (N, 1) -> (N, width): Linear(1, width/2), GELU, Linear(width/2, width), GELU, Linear."""
+class ConditionEmbedding(nn.Sequential):
+    """Conditions (N, features) -> (N, width): Linear(features, width/2), GELU, Linear(width/2, width), GELU, Linear."""
 
-    def __init__(self, width: int = 64):
-        super().__init__(nn.Linear(1, width // 2), nn.GELU(), nn.Linear(width // 2, width), nn.GELU(),
+    def __init__(self, width: int = 64, features: int = 1):
+        super().__init__(nn.Linear(features, width // 2), nn.GELU(), nn.Linear(width // 2, width), nn.GELU(),
                          nn.Linear(width, width))
 
 
@@ -86,7 +87,8 @@ class Stage(nn.Module):
 
 
 class UNet(nn.Module):
-    """(N, in_channels, layer, alpha, r) image plus energy and noise conditions (N,) -> (N, 1, layer, alpha, r).
+    """(N, in_channels, layer, alpha, r) image, shower condition (N,) or (N, conditions) and noise level (N,)
+    -> (N, 1, layer, alpha, r).
 
     ``channels[0]`` is the width of the input convolution and ``channels[i]`` that of level ``i`` (so
     ``[16, 16, 16, 32]`` has three levels and compresses every axis 4x). Each level after the first halves every
@@ -95,14 +97,14 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int] = (16, 16, 16, 32), embed_dim: int = 64,
-                 attention: bool = True):
+                 attention: bool = True, conditions: int = 1):
         super().__init__()
         if len(channels) < 2:
             raise ValueError("channels needs the input width and at least one level")
         cond_dim = 2 * embed_dim
         widths = list(zip(channels[:-1], channels[1:]))  # (in, out) of every level
-        self.energy_embedding = ScalarEmbedding(embed_dim)
-        self.noise_embedding = ScalarEmbedding(embed_dim)
+        self.energy_embedding = ConditionEmbedding(embed_dim, conditions)
+        self.noise_embedding = ConditionEmbedding(embed_dim)
         self.stem = CylindricalConv3d(in_channels, channels[0])
         self.encoder = nn.ModuleList(Stage(c_in, c, cond_dim, attention) for c_in, c in widths)
         # kernel 4, stride 2 down and up alike: a coarse voxel sits midway between the two fine ones it covers
@@ -119,8 +121,9 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor, energy: Tensor, noise_level: Tensor) -> Tensor:
-        cond = torch.cat([self.energy_embedding(energy[:, None]), self.noise_embedding(noise_level[:, None])], dim=1)
+    def forward(self, x: Tensor, condition: Tensor, noise_level: Tensor) -> Tensor:
+        shower = condition.reshape(condition.shape[0], -1)  # (N,) incident energy alone, or (N, conditions)
+        cond = torch.cat([self.energy_embedding(shower), self.noise_embedding(noise_level[:, None])], dim=1)
         h = self.stem(x)
         skips = []
         for level, stage in enumerate(self.encoder):

@@ -104,7 +104,7 @@ class ConsistencyStudent(CaloDiffusion):
             self._training_step_start()
         teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(showers.device)
         x0 = self.preprocessing.forward(showers, energies)
-        energy = self.condition.forward(energies, energies)
+        energy = self.shower_condition(energies, self._training_layers(showers))
         n = torch.randint(1, len(self.levels), (len(x0),), device=x0.device)
         sigma, previous = self.levels[n], self.levels[n - 1]
         x = x0 + sigma[:, None] * torch.randn_like(x0)
@@ -117,6 +117,11 @@ class ConsistencyStudent(CaloDiffusion):
         weight = torch.rsqrt(1 + sigma**2)[:, None] ** 2
         return (weight * (self.denoise(x, sigma, energy) - target) ** 2).mean()
 
+    def _training_layers(self, showers: Tensor) -> Tensor | None:
+        """A layer-energy teacher's condition comes from the training showers' own layers (its flow is not
+        distilled: the student keeps the teacher's copy)."""
+        return self.layer_model.layer_energies(showers) if self.layer_model is not None else None
+
     def sampling_levels(self, steps: int) -> Tensor:
         """(steps,) decreasing levels: the noisiest, then evenly spaced indices of the discretisation."""
         n = self.config.n_intervals
@@ -125,17 +130,19 @@ class ConsistencyStudent(CaloDiffusion):
         index = torch.round(torch.arange(steps, 0, -1, dtype=torch.float64) * n / steps).long()
         return self.levels[index]
 
-    def decode(self, noise: Tensor, renoise: Tensor | None, energies: Tensor) -> Tensor:
+    def decode(self, noise: Tensor, renoise: Tensor | None, energies: Tensor, layers: Tensor | None = None) -> Tensor:
         """Showers (N, voxels) in MeV from the prior draw ``noise`` (N, voxels) and, for more than one step, the
-        re-noising draws ``renoise`` (steps - 1, N, voxels): the whole sampler as a function of its noise."""
+        re-noising draws ``renoise`` (steps - 1, N, voxels): the whole sampler as a function of its noise (and,
+        with a layer-energy model, of the drawn layer energies (N, L))."""
         steps = 1 if renoise is None else 1 + renoise.shape[0]
         sigmas = self.sampling_levels(steps)
-        energy = self.condition.forward(energies, energies)
+        energy = self.shower_condition(energies, layers)
         # the VP prior x_T ~ N(0, 1), seen in the scaled variable x_T / sqrt(abar_T)
         x0 = self.denoise(noise * (1 + sigmas[0] ** 2).sqrt(), sigmas[0], energy)
         for i in range(1, steps):
             x0 = self.denoise(x0 + sigmas[i] * renoise[i - 1], sigmas[i], energy)
-        return self.preprocessing.inverse(x0, energies)
+        showers = self.preprocessing.inverse(x0, energies)
+        return showers if layers is None else self.layer_model.rescale(showers, layers)
 
     @torch.inference_mode()
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = CONSISTENCY,
@@ -146,4 +153,5 @@ class ConsistencyStudent(CaloDiffusion):
         steps = steps or 1
         energies = torch.as_tensor(energies).to(device=self.levels.device, dtype=self.levels.dtype)
         noise = torch.randn(steps, len(energies), self.n_voxels, generator=generator, device=energies.device)
-        return self.decode(noise[0], noise[1:] if steps > 1 else None, energies)
+        layers = self.layer_model.sample(energies, generator) if self.layer_model is not None else None
+        return self.decode(noise[0], noise[1:] if steps > 1 else None, energies, layers)
