@@ -17,6 +17,7 @@ from caloforge.models import get_family
 from caloforge.models.diffusion import CaloDiffusionConfig
 from caloforge.models.diffusion.cylindrical import CylindricalConv3d, CylindricalConvTranspose3d
 from caloforge.models.diffusion.glam import GLaM
+from caloforge.models.diffusion.layers import fit_layer_model
 from caloforge.models.diffusion.unet import UNet
 from caloforge.train import RunConfig, load_model, load_run_config, train
 from caloforge.train.config import DataConfig, TrainConfig, from_dict
@@ -145,7 +146,12 @@ def test_shipped_configs_build(path):
     config = from_dict(CaloDiffusionConfig, run.model, str(path))
     unfitted = voxel_preprocessing(0.01515).to_dict()
     unfitted["steps"][-1].update(mean=[0.0], std=[1.0])
-    model = FAMILY.build(config, geometry, {"preprocessing": unfitted})
+    fitted = {"preprocessing": unfitted}
+    if config.layer_energy:  # flow 1's variables need showers: any positive ones of this geometry will do
+        generator = torch.Generator().manual_seed(0)
+        fitted["layers"] = fit_layer_model(geometry, torch.full((16,), 1e4),
+                                           torch.rand(16, geometry.n_voxels, generator=generator))
+    model = FAMILY.build(config, geometry, fitted)
     assert (model.glam is None) == geometry.is_regular
     model.schedule.sigmas(run.sample["steps"])
 
