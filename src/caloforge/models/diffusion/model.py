@@ -103,6 +103,15 @@ class CaloDiffusion(nn.Module):
         high = self.preprocessing.forward(torch.full((1, self.n_voxels), factor), one)[0]
         return low, high
 
+    def training_layers(self, showers: Tensor) -> Tensor | None:
+        """The layer energies a training shower conditions on (None without a layer-energy model)."""
+        return self.layer_model.layer_energies(showers) if self.layer_model is not None else None
+
+    def to_showers(self, x0: Tensor, energies: Tensor, layers: Tensor | None) -> Tensor:
+        """Preprocessed x0 -> showers in MeV, rescaled to the drawn ``layers`` when there are any."""
+        showers = self.preprocessing.inverse(x0, energies)
+        return showers if layers is None else self.layer_model.rescale(showers, layers)
+
     def network(self, x_t: Tensor, energy: Tensor, sigma: Tensor) -> Tensor:
         """The raw network output F (N, voxels) for VP states ``x_t`` (N, voxels) at noise levels ``sigma`` (N,)."""
         grid = self.glam.encode(x_t) if self.glam is not None else x_t.reshape(len(x_t), *self.grid_shape)
@@ -134,7 +143,7 @@ class CaloDiffusion(nn.Module):
         between F and the output that makes D exact, ``(sigma x0 - eps) / sqrt(1 + sigma^2)``.
         With a layer-energy model, its negative log-likelihood per layer is added: the two train together.
         """
-        layers = self.layer_model.layer_energies(showers) if self.layer_model is not None else None
+        layers = self.training_layers(showers)
         x0 = self.preprocessing.forward(showers, energies)
         t = torch.randint(self.schedule.n_steps, (len(x0),), device=x0.device)
         sigma = self.schedule.sigma[t]
@@ -160,5 +169,4 @@ class CaloDiffusion(nn.Module):
         # the VP prior x_T ~ N(0, 1), seen in the scaled variable x_T / sqrt(abar_T)
         x = torch.randn(len(energies), self.n_voxels, generator=generator, device=sigma.device, dtype=sigma.dtype)
         x0 = run(lambda x, s: self.denoise(x, s, energy), x * (1 + sigmas[0] ** 2).sqrt(), sigmas, generator=generator)
-        showers = self.preprocessing.inverse(x0, energies)
-        return showers if layers is None else self.layer_model.rescale(showers, layers)
+        return self.to_showers(x0, energies, layers)

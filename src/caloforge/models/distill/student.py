@@ -104,7 +104,7 @@ class ConsistencyStudent(CaloDiffusion):
             self._training_step_start()
         teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(showers.device)
         x0 = self.preprocessing.forward(showers, energies)
-        energy = self.shower_condition(energies, self._training_layers(showers))
+        energy = self.shower_condition(energies, self.training_layers(showers))
         n = torch.randint(1, len(self.levels), (len(x0),), device=x0.device)
         sigma, previous = self.levels[n], self.levels[n - 1]
         x = x0 + sigma[:, None] * torch.randn_like(x0)
@@ -116,11 +116,6 @@ class ConsistencyStudent(CaloDiffusion):
         # unweighted the few levels near sigma_max (8,000) would swamp the rest; this is the error in x_t's units
         weight = torch.rsqrt(1 + sigma**2)[:, None] ** 2
         return (weight * (self.denoise(x, sigma, energy) - target) ** 2).mean()
-
-    def _training_layers(self, showers: Tensor) -> Tensor | None:
-        """A layer-energy teacher's condition comes from the training showers' own layers (its flow is not
-        distilled: the student keeps the teacher's copy)."""
-        return self.layer_model.layer_energies(showers) if self.layer_model is not None else None
 
     def sampling_levels(self, steps: int) -> Tensor:
         """(steps,) decreasing levels: the noisiest, then evenly spaced indices of the discretisation."""
@@ -141,8 +136,7 @@ class ConsistencyStudent(CaloDiffusion):
         x0 = self.denoise(noise * (1 + sigmas[0] ** 2).sqrt(), sigmas[0], energy)
         for i in range(1, steps):
             x0 = self.denoise(x0 + sigmas[i] * renoise[i - 1], sigmas[i], energy)
-        showers = self.preprocessing.inverse(x0, energies)
-        return showers if layers is None else self.layer_model.rescale(showers, layers)
+        return self.to_showers(x0, energies, layers)
 
     @torch.inference_mode()
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = CONSISTENCY,
