@@ -98,6 +98,24 @@ def test_voxel_indices_follow_the_documented_order(name: str) -> None:
     np.testing.assert_array_equal(geometry.voxel_r, r)
 
 
+@pytest.mark.parametrize("name, images", [("par04-coarse", 16), ("par04", 32), ("ds1-pions", 20)])
+def test_alpha_symmetries_turn_or_mirror_every_layer_alike(name: str, images: int) -> None:
+    """Each image keeps every voxel's layer and radial bin and moves all angles by one rotation (or mirrors them):
+    gcd(8, 16) = 8 turns for par04-coarse, 16 for par04, 10 for ds1-pions; each also mirrored."""
+    geometry = load_geometry(name)
+    perms = geometry.alpha_symmetries
+    assert perms.shape == (images, geometry.n_voxels) and len({tuple(p) for p in perms}) == images
+    assert (perms[0] == np.arange(geometry.n_voxels)).all()
+    binned = np.asarray(geometry.n_alpha)[geometry.voxel_layer] > 1
+    alpha = geometry.alpha_centres
+    for k, perm in enumerate(perms):
+        assert sorted(perm) == list(range(geometry.n_voxels))
+        assert (geometry.voxel_layer[perm] == geometry.voxel_layer).all() and (geometry.voxel_r[perm] == geometry.voxel_r).all()
+        mirrored = k >= images // 2
+        moved = np.angle(np.exp(1j * ((alpha[perm] + alpha) if mirrored else (alpha - alpha[perm]))))[binned]
+        assert np.allclose(moved, moved[0], atol=1e-9) or np.allclose(np.abs(moved), np.pi, atol=1e-9)
+
+
 def test_regular_reshape_matches_voxel_indices() -> None:
     """reshape(N, layers, alpha, r) puts voxel v at (v // 144, v // 9 % 16, v % 9) for Par04."""
     geometry = load_geometry("par04")

@@ -15,7 +15,9 @@ import torch
 import yaml
 
 from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.geometry import load_geometry
 from caloforge.train import load_checkpoint, run_config_from_dict, train
+from caloforge.train.data import alpha_augmenter
 
 TINY_MODEL = {"channels": [4, 4], "attention": False, "embed_dim": 8, "n_steps": 20}
 
@@ -36,6 +38,17 @@ def _run(tiny_file: Path, **train) -> dict:
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     checkpoint = load_checkpoint(path)
     return {**{f"model.{k}": v for k, v in checkpoint.model.items()}, **{f"ema.{k}": v for k, v in checkpoint.ema.items()}}
+
+
+def test_augmentation_replaces_each_shower_by_one_of_its_images():
+    geometry = load_geometry("par04-coarse")
+    showers = torch.rand(200, geometry.n_voxels)
+    torch.manual_seed(0)
+    augmented = alpha_augmenter(geometry, torch.device("cpu"))(showers)
+    images = torch.as_tensor(geometry.alpha_symmetries)
+    drawn = [[k for k in range(len(images)) if torch.equal(augmented[i], showers[i, images[k]])] for i in range(200)]
+    assert all(len(found) == 1 for found in drawn), "every row is exactly one image of its own shower"
+    assert len({found[0] for found in drawn}) == len(images), "all images are drawn"
 
 
 def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, tiny_file):

@@ -126,6 +126,30 @@ class Geometry:
         a0, a1 = self.voxel_alpha_edges.T
         return 0.5 * (r1**2 - r0**2) * (a1 - a0)
 
+    @cached_property
+    def alpha_symmetries(self) -> np.ndarray:
+        """(K, n_voxels) voxel permutations of the mesh's rotations and reflections about the beam axis.
+
+        The rotations are the multiples of 2pi/g, g the greatest common divisor of the angular bin counts of the
+        layers binned in alpha (then every such layer turns by whole bins); each comes also reflected (alpha ->
+        -alpha maps bin i of n onto bin n-1-i). Row k maps a shower onto its image: ``showers[:, perms[k]]``.
+        Row 0 is the identity. For a beam along the axis these images are as likely as the shower itself.
+        """
+        binned = [na for na in self.n_alpha if na > 1]
+        if not binned:
+            return np.arange(self.n_voxels)[None]
+        turns = int(np.gcd.reduce(binned))
+        n_alpha = np.asarray(self.n_alpha)[self.voxel_layer]
+        first = self.layer_offsets[self.voxel_layer]
+        n_r = self.n_r[self.voxel_layer]
+        perms = []
+        for mirrored in (False, True):
+            alpha = (n_alpha - 1 - self.voxel_alpha) if mirrored else self.voxel_alpha
+            for turn in range(turns):
+                source = (alpha - turn * n_alpha // turns) % n_alpha
+                perms.append(first + source * n_r + self.voxel_r)
+        return np.stack(perms)
+
     def layer_slice(self, layer: int) -> slice:
         return slice(int(self.layer_offsets[layer]), int(self.layer_offsets[layer + 1]))
 

@@ -23,6 +23,9 @@ class DataConfig:
     limit: int | None = None
     #: fraction held out for validation loss and early stopping (seeded split)
     val_fraction: float = 0.15
+    #: replace every training shower by a random rotation or reflection of it about the beam axis (the mesh's
+    #: symmetries, ``Geometry.alpha_symmetries``): up to 2g times the data for a detector symmetric in alpha
+    augment: bool = False
 
 
 @dataclass

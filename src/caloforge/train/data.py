@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -48,6 +50,18 @@ def load_split(config: DataConfig, geometry: Geometry, seed: int) -> tuple[Showe
     n_val = max(1, int(round(config.val_fraction * n)))
     val, train = order[:n_val], order[n_val:]
     return ShowerTensors(energies[train], showers[train]), ShowerTensors(energies[val], showers[val])
+
+
+def alpha_augmenter(geometry: Geometry, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """showers -> each row mapped by a random one of the mesh's rotations and reflections about the beam axis.
+
+    The draws come from torch's global generator, which the trainer seeds and checkpoints (resumable)."""
+    images = torch.as_tensor(geometry.alpha_symmetries, device=device)
+
+    def augment(showers: torch.Tensor) -> torch.Tensor:
+        choice = torch.randint(len(images), (len(showers),)).to(device)
+        return showers.gather(1, images[choice])
+    return augment
 
 
 def make_loader(dataset: ShowerTensors, batch_size: int, ctx: Context, seed: int, shuffle: bool) -> DataLoader:

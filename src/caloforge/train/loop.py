@@ -24,7 +24,7 @@ from caloforge.models import get_family
 from caloforge.train import distributed
 from caloforge.train.checkpoint import Checkpoint, geometry_to_dict, load_checkpoint, save_checkpoint, slim
 from caloforge.train.config import RunConfig, from_dict
-from caloforge.train.data import load_split, make_loader
+from caloforge.train.data import alpha_augmenter, load_split, make_loader
 
 
 def _lr_lambda(config, steps_per_epoch: int):
@@ -89,6 +89,7 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train_loader = make_loader(train_set, cfg.batch_size, ctx, cfg.seed, shuffle=True)
     val_loader = make_loader(val_set, cfg.batch_size, ctx, cfg.seed, shuffle=False)
+    augment = alpha_augmenter(geometry, ctx.device) if run.data.augment else None
     if len(train_loader) == 0:
         raise CaloforgeError(f"{run.data.train}: too few showers ({len(train_set)}) for one batch of {cfg.batch_size}")
     if cfg.schedule == "cosine":
@@ -122,7 +123,8 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and ctx.is_main),
                    leave=False, unit="batch")
         for energies, showers in bar:
-            loss = net(energies.to(ctx.device), showers.to(ctx.device))
+            showers = showers.to(ctx.device)
+            loss = net(energies.to(ctx.device), augment(showers) if augment else showers)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
