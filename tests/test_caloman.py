@@ -9,7 +9,8 @@ from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models import get_family
-from caloforge.models.caloman.autoencoder import share_divergence
+from caloforge.evaluate.features import alpha_layers, compute_features
+from caloforge.models.caloman.autoencoder import layer_moments, share_divergence
 from caloforge.models.flows import shares, shower_condition
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
 from caloforge.train.config import from_dict
@@ -27,6 +28,21 @@ def coarse(tmp_path_factory):
     showers = Rebinning(fine, geometry)(showers)
     path = write_showers(tmp_path_factory.mktemp("data") / "coarse.h5", energies, showers)
     return geometry, torch.from_numpy(energies), torch.from_numpy(showers), str(path)
+
+
+def test_layer_moments_are_the_evaluation_centres_and_widths(coarse):
+    """The autoencoder's shape term uses the same centres and widths as ``caloforge evaluate``."""
+    geometry, energies, showers, _ = coarse
+    model = get_family("caloman").build(from_dict(get_family("caloman").config, TINY, "test"), geometry,
+                                        get_family("caloman").fit(from_dict(get_family("caloman").config, TINY, "t"),
+                                                                  geometry, energies, showers))
+    clean = model.coding.cut(showers).double()
+    moments = layer_moments(shares(clean, model.coding.layer_energies(clean), model.coding.voxel_layer),
+                            model.positions.double(), model.coding.voxel_layer, geometry.n_layers)
+    features = compute_features(geometry, [(energies.numpy(), clean.numpy())], model.coding.threshold)
+    layers = alpha_layers(geometry)
+    for column, name in enumerate(("ec_eta", "ec_phi", "width_eta", "width_phi")):
+        assert torch.allclose(moments[:, layers, column], torch.from_numpy(getattr(features, name)).double(), atol=1e-3)
 
 
 def test_autoencoder_reconstructs_better_after_a_few_steps(coarse):

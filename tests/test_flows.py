@@ -57,6 +57,22 @@ def test_voxel_coding_round_trip_restores_thresholded_showers(coarse):
     assert (back[showers < coding.threshold] == 0).all(), "empty voxels come back empty"
 
 
+def test_decode_cut_keeps_the_layer_energies_less_the_dequantisation_noise(coarse):
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers)["voxels"])
+    layers = coding.layer_energies(coding.dequantise(showers))
+    # a blurred reconstruction: the true shares mixed with a little of a uniform share in every voxel
+    clean = coding.cut(showers)
+    blurred = 0.99 * clean + 0.01 * coding.layer_energies(clean)[:, coding.voxel_layer] / coding.layer_voxels[coding.voxel_layer]
+    y = coding.encode(blurred, coding.layer_energies(blurred))
+    decoded = coding.decode_cut(y, layers)
+    target = (layers - 0.5 * coding.threshold * coding.layer_voxels).clamp_min(0)
+    kept = target > 10 * coding.threshold
+    assert kept.float().mean() > 0.8
+    assert torch.allclose(coding.layer_energies(decoded)[kept], target[kept], rtol=1e-4)
+    assert ((decoded == 0) | (decoded >= coding.threshold)).all()
+
+
 def test_maf_inverts_and_iaf_mirrors_its_blocks():
     torch.manual_seed(0)
     x, context = torch.randn(64, 12), torch.randn(64, 3)

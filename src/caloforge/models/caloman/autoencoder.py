@@ -3,7 +3,9 @@
 It reconstructs CaloFlow's voxel variables (standardised logit shares of each layer's energy), so the layer
 energies, drawn by flow 1 and given to encoder and decoder as conditions, are exact by construction and the
 manifold only holds how energy spreads inside the layers. The loss weighs every voxel alike (squared error of the
-logit shares: which voxels are hit) and by energy (divergence of the shares: where the energy goes).
+logit shares: which voxels are hit), by energy (divergence of the shares: where the energy goes) and by shape (the
+squared error of each layer's centre and width: the sector-to-sector fluctuations that move a shower's centre
+carry little share divergence, and an autoencoder fitted without this term shrinks them towards the mean).
 """
 
 from __future__ import annotations
@@ -12,11 +14,22 @@ import torch
 from torch import Tensor, nn
 from zuko.nn import MLP
 
+from caloforge.models.flows import layer_sums
+
 
 def share_divergence(target: Tensor, shares: Tensor) -> Tensor:
     """KL divergence of ``shares`` from ``target`` (both (N, voxels), summing to one per layer), summed over the
     layers and averaged over showers."""
     return (torch.xlogy(target, target) - target * shares.clamp_min(1e-12).log()).sum(1).mean()
+
+
+def layer_moments(shares: Tensor, positions: Tensor, voxel_layer: Tensor, n_layers: int) -> Tensor:
+    """(N, n_layers, 4): each layer's energy-weighted centre and width in eta and phi (mm), from voxel ``shares``
+    (summing to one in every non-empty layer) and the voxels' (eta, phi) ``positions`` (voxels, 2)."""
+    first = torch.stack([layer_sums(shares * x, voxel_layer, n_layers) for x in positions.T], dim=-1)
+    second = torch.stack([layer_sums(shares * x * x, voxel_layer, n_layers) for x in positions.T], dim=-1)
+    width = (second - first.square()).clamp_min(1e-6).sqrt()
+    return torch.cat([first, width], dim=-1)
 
 
 def moment_penalty(z: Tensor) -> Tensor:

@@ -23,6 +23,8 @@ class CaloManConfig:
     #: voxel alike: shower shapes (centres, widths) live in the voxels that hold the energy, and alone the logit
     #: error pulls reconstructions to log-space means (too compact showers)
     share_weight: float = 10.0
+    #: weight of the squared error (mm^2) of each layer's energy-weighted centre and width in eta and phi
+    moment_weight: float = 0.0
     #: weight of the penalty that holds each latent dimension at zero mean and unit variance over a batch, so that
     #: the latent flow's splines (on [-5, 5]) cover the manifold's coordinates
     latent_penalty: float = 0.1

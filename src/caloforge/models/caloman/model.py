@@ -6,19 +6,20 @@ moment penalty on the latent. Stage ``flow`` starts from that checkpoint (``trai
 autoencoder and learns two densities by likelihood: flow 1 (CaloFlow's layer energies given E_inc) and a coupling
 RQS flow on the latent given E_inc and the layer energies. Both stages run through the shared trainer with one
 module, so the final checkpoint holds everything. Sampling: layer energies from flow 1, a latent point from the
-latent flow, the decoder's voxel shares scaled to the layer energies.
+latent flow, the decoder's voxel shares scaled to the layer energies (``VoxelCoding.decode_cut``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.caloman.autoencoder import Autoencoder, moment_penalty, share_divergence
+from caloforge.models.caloman.autoencoder import Autoencoder, layer_moments, moment_penalty, share_divergence
 from caloforge.models.caloman.config import CaloManConfig
 from caloforge.models.flows import (LayerEnergyFlow, MaskedAutoregressiveFlow, VoxelCoding, sample_in_chunks, shares,
                                     shower_condition)
@@ -31,9 +32,12 @@ class CaloMan(nn.Module):
         super().__init__()
         self.stage = config.stage
         self.share_weight = config.share_weight
+        self.moment_weight = config.moment_weight
         self.latent_penalty = config.latent_penalty
         context = 1 + geometry.n_layers
         self.coding = VoxelCoding(geometry, fitted["voxels"])
+        self.register_buffer("positions", torch.as_tensor(np.stack([geometry.eta_centres, geometry.phi_centres], 1),
+                                                          dtype=torch.float32), persistent=False)
         self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder)
         self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
                                           config.layer_hidden, config.bins)
@@ -55,13 +59,19 @@ class CaloMan(nn.Module):
             z = self.autoencoder.encode(y, context)
             reconstruction = self.autoencoder.decode(z, context)
             error = (reconstruction - y).square().mean()
-            divergence = share_divergence(shares(clean, clean_layers, self.coding.voxel_layer),
-                                          self.coding.layer_shares(reconstruction))
-            return error + self.share_weight * divergence + self.latent_penalty * moment_penalty(z)
+            target = shares(clean, clean_layers, self.coding.voxel_layer)
+            reconstructed = self.coding.layer_shares(reconstruction)
+            divergence = share_divergence(target, reconstructed)
+            shape = (self.moments(reconstructed) - self.moments(target)).square().mean()
+            return (error + self.share_weight * divergence + self.moment_weight * shape
+                    + self.latent_penalty * moment_penalty(z))
         with torch.no_grad():
             z = self.autoencoder.encode(y, context)
         log_prob = self.layer_flow.log_prob(energies, layers) + self.latent_flow.log_prob(z, context)
         return -log_prob.mean() / self.dims
+
+    def moments(self, shares: Tensor) -> Tensor:
+        return layer_moments(shares, self.positions, self.coding.voxel_layer, self.coding.n_layers)
 
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:
         return sample_in_chunks(self._sample, energies, generator, options, "caloman")
@@ -73,4 +83,4 @@ class CaloMan(nn.Module):
         layers = self.layer_flow.sample(energies, generator)
         context = shower_condition(energies, layers)
         z = self.latent_flow.sample(context, generator)
-        return self.coding.decode(self.autoencoder.decode(z, context), layers)
+        return self.coding.decode_cut(self.autoencoder.decode(z, context), layers)

@@ -5,7 +5,8 @@ Training showers are cut at the readout threshold; a likelihood model then dequa
 to infinity and no layer energy is zero. (CaloMan's autoencoder, fitted by reconstruction, takes the cut showers
 as they are: noise it could not reconstruct would only blur it; an empty layer's shares are all zero.) Decoding
 renormalises each layer's shares to the layer energy it is given (from flow 1) and zeroes voxels under the
-threshold, which turns the noise of empty voxels back into zeros.
+threshold, which turns the noise of empty voxels back into zeros (``decode_cut`` does the same for a model of cut
+showers, and keeps the layer energies).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class VoxelCoding(nn.Module):
     """Showers (MeV) <-> standardised logit layer shares, given the layer energies."""
 
     voxel_layer: Tensor
+    layer_voxels: Tensor
 
     def __init__(self, geometry: Geometry, fitted: dict):
         super().__init__()
@@ -63,6 +65,8 @@ class VoxelCoding(nn.Module):
         self.logit = Logit(fitted["alpha"])
         self.standardize = transform_from_dict(fitted["standardize"])
         self.register_buffer("voxel_layer", torch.as_tensor(geometry.voxel_layer, dtype=torch.long), persistent=False)
+        self.register_buffer("layer_voxels", torch.as_tensor(geometry.voxels_per_layer, dtype=torch.float32),
+                             persistent=False)
 
     def cut(self, showers: Tensor) -> Tensor:
         return cut(showers, self.threshold)
@@ -84,3 +88,15 @@ class VoxelCoding(nn.Module):
     def decode(self, y: Tensor, layers: Tensor) -> Tensor:
         """Showers whose layers hold ``layers`` (before the threshold cut), voxels under the threshold zeroed."""
         return self.cut(self.layer_shares(y) * layers[:, self.voxel_layer])
+
+    def decode_cut(self, y: Tensor, layers: Tensor) -> Tensor:
+        """``decode`` for a model of cut showers (CaloMan's autoencoder), given dequantised layer energies.
+
+        Less their expected noise (half the threshold on every voxel), ``layers`` are the energies of the cut
+        layers. A reconstruction spreads small shares over voxels that are empty in Geant4; they fall under the
+        threshold and each layer is rescaled to its energy again, which the cut alone would lower.
+        """
+        target = (layers - 0.5 * self.threshold * self.layer_voxels).clamp_min(0)
+        showers = self.cut(self.layer_shares(y) * target[:, self.voxel_layer])
+        kept = self.layer_energies(showers).clamp_min(torch.finfo(y.dtype).tiny)
+        return showers * (target / kept)[:, self.voxel_layer]
