@@ -1,7 +1,10 @@
 """ONNX export of a consistency student's sampling chain: ONNX Runtime agrees with PyTorch on the same noise (any
-batch size), and --par04-order puts each voxel at Geant4 Par04's (r, phi, z) position."""
+batch size), --par04-order puts each voxel at Geant4 Par04's (r, phi, z) position, and --weights --half ships a
+checkpoint in float16."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import onnxruntime
@@ -9,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from caloforge.cli import app
+from caloforge.cli import app, main
 from caloforge.data import open_showers, sample_path
 from caloforge.errors import CaloforgeError
 from caloforge.export import SamplingChain, example_inputs, export_onnx, par04_index
@@ -17,7 +20,7 @@ from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models import get_family
 from caloforge.models.diffusion import CaloDiffusionConfig
 from caloforge.models.distill import ConsistencyConfig, ConsistencyStudent
-from caloforge.train import Checkpoint, save_checkpoint
+from caloforge.train import Checkpoint, load_checkpoint, load_model, save_checkpoint
 from caloforge.train.checkpoint import geometry_to_dict
 
 
@@ -95,3 +98,32 @@ def test_export_command_writes_the_checkpoints_sampler(tmp_path):
     assert result.exit_code == 0, result.output
     session = onnxruntime.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["noise", "energy", "renoise"]
+
+
+def test_half_weights_checkpoint_holds_the_rounded_weights_in_half_the_bytes(tmp_path):
+    student = tiny_student("par04-coarse")
+    header = {"family": "calodiffusion-student", "model_config": {"teacher": "-", "n_intervals": 10},
+              "fitted": student.fitted, "geometry": geometry_to_dict(load_geometry("par04-coarse")),
+              "sample_defaults": {"sampler": "consistency", "steps": 2}}
+    full = save_checkpoint(tmp_path / "student.pt", Checkpoint(header=header, model=student.state_dict(),
+                                                               ema=student.state_dict()))
+    result = CliRunner().invoke(app, ["export", str(full), "--weights", str(tmp_path / "half.pt"), "--half"])
+    assert result.exit_code == 0, result.output
+    shipped = load_checkpoint(tmp_path / "half.pt")
+    assert shipped.ema is None and shipped.optimizer is None
+    assert all(v.dtype == torch.float16 for v in shipped.model.values() if v.is_floating_point())
+    float_bytes = [sum(v.numel() * v.element_size() for v in weights.values() if v.is_floating_point())
+                   for weights in (student.state_dict(), shipped.model)]
+    assert float_bytes[1] * 2 == float_bytes[0] > 0
+    loaded = load_model(tmp_path / "half.pt")[0].state_dict()
+    for key, value in student.state_dict().items():
+        expected = value.half().float() if value.is_floating_point() else value
+        assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], expected), key
+
+
+def test_export_without_an_output_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["caloforge", "export", "missing.pt"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == "caloforge: error: export: say what to write: --onnx FILE and/or --weights FILE\n"

@@ -48,21 +48,33 @@ def distill(
 
 
 def export(
-    checkpoint: Path = typer.Argument(..., help="A calodiffusion-student checkpoint."),
-    onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write."),
+    checkpoint: Path = typer.Argument(..., help="A trained checkpoint (ONNX: a calodiffusion-student)."),
+    onnx: Path = typer.Option(None, "--onnx", help="ONNX file to write (the whole few-step sampling chain)."),
+    weights: Path = typer.Option(None, "--weights", help="Checkpoint to write for shipping: averaged weights only, "
+                                 "no optimiser state (any family)."),
+    half: bool = typer.Option(False, "--half", help="With --weights: store the weights as float16 (half the file; "
+                              "they load back into float32)."),
     steps: int = typer.Option(None, help="Sampler steps baked into the graph (default: the checkpoint's)."),
     par04_order: bool = typer.Option(False, "--par04-order", help="Output voxels in Geant4 Par04's (r, phi, z) "
                                      "order instead of caloforge's (layer, alpha, r); regular geometries only."),
 ) -> None:
-    """Export a few-step student's whole sampling chain as one ONNX graph.
+    """Export a model for deployment: an ONNX graph of a few-step student, and/or a slim checkpoint to ship.
 
-    Inputs: noise (N, voxels), energy (N,) in MeV and, for steps > 1, renoise (steps-1, N, voxels), all noise
+    ONNX inputs: noise (N, voxels), energy (N,) in MeV and, for steps > 1, renoise (steps-1, N, voxels), all noise
     standard normal; output: showers (N, voxels) in MeV. The batch axis is dynamic."""
-    from caloforge.export import export_onnx
-    from caloforge.train import load_model
+    from caloforge.train import load_checkpoint, load_model
+    from caloforge.train.checkpoint import save_checkpoint, slim
 
-    model, ckpt = load_model(checkpoint)
-    steps = steps or ckpt.header.get("sample_defaults", {}).get("steps", 1)
-    path = export_onnx(model, ckpt.geometry, onnx, steps, par04_order)
-    typer.echo(json.dumps({"onnx": str(path), "steps": steps, "par04_order": par04_order,
-                           "voxels": ckpt.geometry.n_voxels}))
+    if onnx is None and weights is None:
+        raise CaloforgeError("export: say what to write: --onnx FILE and/or --weights FILE")
+    if weights is not None:
+        save_checkpoint(weights, slim(load_checkpoint(checkpoint), half=half))
+        typer.echo(json.dumps({"weights": str(weights), "half": half}))
+    if onnx is not None:
+        from caloforge.export import export_onnx
+
+        model, ckpt = load_model(checkpoint)
+        steps = steps or ckpt.header.get("sample_defaults", {}).get("steps", 1)
+        path = export_onnx(model, ckpt.geometry, onnx, steps, par04_order)
+        typer.echo(json.dumps({"onnx": str(path), "steps": steps, "par04_order": par04_order,
+                               "voxels": ckpt.geometry.n_voxels}))
