@@ -11,7 +11,7 @@ from browser import chromium_binary, images_loaded, render_dom
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.demo import run_demo, shipped_checkpoints
 from caloforge.geometry import Rebinning, load_geometry
-from caloforge.train import load_checkpoint, run_config_from_dict, train
+from caloforge.train import load_checkpoint, run_config_from_dict, save_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,13 @@ def tiny_checkpoint(tmp_path_factory):
 
 def test_demo_retrains_generates_evaluates_and_reports(tmp_path, tiny_checkpoint):
     messages = []
-    report = run_demo(tmp_path / "demo", checkpoints=[tiny_checkpoint], n_showers=260, retrain=True, train_steps=2,
-                      log=messages.append)
+    # a distilled student among the checkpoints: --train skips it (its teacher would have to be retrained first)
+    student = load_checkpoint(tiny_checkpoint)
+    student.header["run"]["model"] = {**student.header["run"]["model"], "teacher": "teacher.pt"}
+    student_path = save_checkpoint(tmp_path / "tiny-student.pt", student)
+    report = run_demo(tmp_path / "demo", checkpoints=[student_path, tiny_checkpoint], n_showers=260, retrain=True,
+                      train_steps=2, log=messages.append)
+    assert "tiny-student: skipped: a distilled student needs its teacher retrained first" in messages
     summary = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     (model,) = summary["models"]
     assert model["family"] == "calodiffusion" and model["geometry"]["name"] == "par04-coarse"
