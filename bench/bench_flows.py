@@ -6,8 +6,8 @@ its threads): on a machine shared with other jobs the wall time grows with their
 Incident energies are log-uniform in 1-100 GeV (seeded). A teacher/student row gives the speed ratio when both
 CaloFlow checkpoints are given.
 
-    .venv/bin/python bench/bench_flows.py checkpoints/par04-coarse-caloflow-teacher.pt \
-        checkpoints/par04-coarse-caloflow-student.pt checkpoints/par04-coarse-caloman.pt --threads 1
+    .venv/bin/python bench/bench_flows.py src/caloforge/checkpoints/par04-coarse-caloflow-teacher.pt \
+        src/caloforge/checkpoints/par04-coarse-caloflow-student.pt src/caloforge/checkpoints/par04-coarse-caloman.pt --threads 1
 """
 
 from __future__ import annotations
