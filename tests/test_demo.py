@@ -61,3 +61,19 @@ def test_shipped_checkpoints_load():
     for path in shipped_checkpoints():
         checkpoint = load_checkpoint(path)
         assert checkpoint.header["family"] and "run" in checkpoint.header
+
+
+def test_retraining_caloman_retrains_its_autoencoder_first(tmp_path, tiny_checkpoint):
+    """Step 2 of a shipped CaloMan is retrained on a retrained step-1 autoencoder, never on a random frozen one."""
+    tiny = {"latent": 4, "encoder": [32], "decoder": [32], "flow_transforms": 2, "flow_hidden": [16],
+            "layer_transforms": 2, "layer_hidden": [8]}
+    run = load_checkpoint(tiny_checkpoint).header["run"]
+    shipped = train(run_config_from_dict({**run, "family": "caloman", "model": {**tiny, "stage": "flow"},
+                                          "sample": {}}), tmp_path / "shipped", progress=False)
+    run_demo(tmp_path / "demo", checkpoints=[shipped], n_showers=260, retrain=True, train_steps=2,
+             log=lambda message: None)
+    folder = tmp_path / "demo" / "train" / "par04-coarse-caloman"
+    step1, step2 = load_checkpoint(folder / "autoencoder" / "model.pt"), load_checkpoint(folder / "model.pt")
+    assert step1.header["step"] == 2 and step1.header["run"]["model"]["stage"] == "autoencoder"
+    keys = [key for key in step1.model if key.startswith("autoencoder.")]
+    assert keys and all(torch.equal(step1.model[key], step2.model[key]) for key in keys)

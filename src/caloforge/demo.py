@@ -73,6 +73,12 @@ def _retrain(checkpoint: Checkpoint, train_file: Path, ref_geometry: Geometry, o
     values = {**run, "data": {**run["data"], "train": str(data), "limit": None},
               "train": {**run["train"], "max_steps": steps, "epochs": 10_000, "patience": 0, "init_from": None}}
     folder = out_dir / "train" / f"{geometry.name}-{run['family']}"
+    if values.get("model", {}).get("stage") == "flow":
+        # CaloMan's step 2 learns densities on a frozen step-1 autoencoder: that one is retrained first
+        log(f"training {run['family']} (autoencoder stage) on {geometry.name} for {steps} steps")
+        step1 = {**values, "model": {**values["model"], "stage": "autoencoder"}}
+        values["train"]["init_from"] = str(train(run_config_from_dict(step1, "demo"), folder / "autoencoder",
+                                                 progress=False))
     log(f"training {run['family']} on {geometry.name} for {steps} steps")
     return train(run_config_from_dict(values, "demo"), folder, progress=False)
 
