@@ -62,9 +62,10 @@ class CaloMan(nn.Module):
             target = shares(clean, clean_layers, self.coding.voxel_layer)
             reconstructed = self.coding.layer_shares(reconstruction)
             divergence = share_divergence(target, reconstructed)
-            shape = (self.moments(reconstructed) - self.moments(target)).square().mean()
-            return (error + self.share_weight * divergence + self.moment_weight * shape
-                    + self.latent_penalty * moment_penalty(z))
+            loss = error + self.share_weight * divergence + self.latent_penalty * moment_penalty(z)
+            if self.moment_weight:
+                loss = loss + self.moment_weight * (self.moments(reconstructed) - self.moments(target)).square().mean()
+            return loss
         with torch.no_grad():
             z = self.autoencoder.encode(y, context)
         log_prob = self.layer_flow.log_prob(energies, layers) + self.latent_flow.log_prob(z, context)
