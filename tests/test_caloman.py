@@ -60,7 +60,7 @@ def test_autoencoder_reconstructs_better_after_a_few_steps(coarse):
     def errors() -> tuple[float, float]:
         """(squared error of the logit shares, divergence of the energy shares)"""
         with torch.no_grad():
-            reconstruction = model.autoencoder.decode(model.autoencoder.encode(y, context), context)
+            reconstruction, _ = model.autoencoder.decode(model.autoencoder.encode(y, context), context)
             return (float((reconstruction - y).square().mean()),
                     float(share_divergence(target, model.coding.layer_shares(reconstruction))))
 
@@ -91,3 +91,25 @@ def test_flow_stage_starts_from_the_frozen_autoencoder_and_samples(coarse, tmp_p
     with torch.no_grad():
         showers = model.sample(energies[:50], torch.Generator().manual_seed(0))
     assert showers.shape == (50, geometry.n_voxels) and torch.isfinite(showers).all() and (showers >= 0).all()
+
+
+def test_hit_head_is_fitted_and_decides_which_voxels_are_lit(coarse):
+    geometry, energies, showers, _ = coarse
+    family = get_family("caloman")
+    config = from_dict(family.config, {**TINY, "hits": True}, "test")
+    fitted = family.fit(config, geometry, energies, showers)
+    torch.manual_seed(0)
+    model = family.build(config, geometry, fitted)
+    model(energies[:64], showers[:64]).backward()
+    last = model.autoencoder.decoder[-1]
+    assert last.bias.grad[geometry.n_voxels:].abs().sum() > 0, "the hit logits are fitted"
+
+    sampler = family.build(from_dict(family.config, {**TINY, "hits": True, "stage": "flow"}, "test"), geometry, fitted)
+    sampler.load_state_dict(model.state_dict())
+    lit = {}
+    for logit in (-50.0, 50.0):
+        with torch.no_grad():
+            sampler.autoencoder.decoder[-1].bias[geometry.n_voxels:] = logit
+            lit[logit] = sampler.sample(energies[:20], torch.Generator().manual_seed(0))
+    assert (lit[-50.0] == 0).all(), "no voxel is lit when every hit is refused"
+    assert (lit[50.0] > 0).float().mean() > 0.3, "every voxel may be lit when every hit is drawn"

@@ -39,15 +39,20 @@ def moment_penalty(z: Tensor) -> Tensor:
 
 
 class Autoencoder(nn.Module):
-    """Encoder and decoder MLPs (SiLU), both conditioned on the shower condition."""
+    """Encoder and decoder MLPs (SiLU), both conditioned on the shower condition; with ``hits`` the decoder also
+    gives every voxel's logit of being hit (above the readout threshold)."""
 
-    def __init__(self, features: int, context: int, latent: int, encoder: list[int], decoder: list[int]):
+    def __init__(self, features: int, context: int, latent: int, encoder: list[int], decoder: list[int],
+                 hits: bool = False):
         super().__init__()
+        self.features = features
         self.encoder = MLP(features + context, latent, encoder, activation=nn.SiLU)
-        self.decoder = MLP(latent + context, features, decoder, activation=nn.SiLU)
+        self.decoder = MLP(latent + context, features * (2 if hits else 1), decoder, activation=nn.SiLU)
 
     def encode(self, y: Tensor, context: Tensor) -> Tensor:
         return self.encoder(torch.cat([y, context], dim=-1))
 
-    def decode(self, z: Tensor, context: Tensor) -> Tensor:
-        return self.decoder(torch.cat([z, context], dim=-1))
+    def decode(self, z: Tensor, context: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(the voxel variables, the hit logits or None)."""
+        out = self.decoder(torch.cat([z, context], dim=-1))
+        return out[..., :self.features], (out[..., self.features:] if out.shape[-1] > self.features else None)

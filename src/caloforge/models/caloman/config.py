@@ -25,6 +25,11 @@ class CaloManConfig:
     share_weight: float = 10.0
     #: weight of the squared error (mm^2) of each layer's energy-weighted centre and width in eta and phi
     moment_weight: float = 0.0
+    #: the decoder also predicts each voxel's probability of a hit (above the readout threshold), fitted by binary
+    #: cross-entropy with weight ``hit_weight``, and sampling draws the hits: Geant4 leaves voxels empty at random,
+    #: which a deterministic decoder cannot (it lights nearly every voxel a little)
+    hits: bool = False
+    hit_weight: float = 1.0
     #: weight of the penalty that holds each latent dimension at zero mean and unit variance over a batch, so that
     #: the latent flow's splines (on [-5, 5]) cover the manifold's coordinates
     latent_penalty: float = 0.1

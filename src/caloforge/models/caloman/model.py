@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caloforge.errors import CaloforgeError
@@ -33,12 +34,14 @@ class CaloMan(nn.Module):
         self.stage = config.stage
         self.share_weight = config.share_weight
         self.moment_weight = config.moment_weight
+        self.hit_weight = config.hit_weight
         self.latent_penalty = config.latent_penalty
         context = 1 + geometry.n_layers
         self.coding = VoxelCoding(geometry, fitted["voxels"])
         self.register_buffer("positions", torch.as_tensor(np.stack([geometry.eta_centres, geometry.phi_centres], 1),
                                                           dtype=torch.float32), persistent=False)
-        self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder)
+        self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder,
+                                       config.hits)
         self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
                                           config.layer_hidden, config.bins)
         self.latent_flow = MaskedAutoregressiveFlow(config.latent, context, config.flow_transforms, config.flow_hidden,
@@ -57,7 +60,7 @@ class CaloMan(nn.Module):
         context = shower_condition(energies, layers)
         if self.stage == "autoencoder":
             z = self.autoencoder.encode(y, context)
-            reconstruction = self.autoencoder.decode(z, context)
+            reconstruction, hit_logits = self.autoencoder.decode(z, context)
             error = (reconstruction - y).square().mean()
             target = shares(clean, clean_layers, self.coding.voxel_layer)
             reconstructed = self.coding.layer_shares(reconstruction)
@@ -65,6 +68,8 @@ class CaloMan(nn.Module):
             loss = error + self.share_weight * divergence + self.latent_penalty * moment_penalty(z)
             if self.moment_weight:
                 loss = loss + self.moment_weight * (self.moments(reconstructed) - self.moments(target)).square().mean()
+            if hit_logits is not None:
+                loss = loss + self.hit_weight * F.binary_cross_entropy_with_logits(hit_logits, (clean > 0).float())
             return loss
         with torch.no_grad():
             z = self.autoencoder.encode(y, context)
@@ -84,4 +89,5 @@ class CaloMan(nn.Module):
         layers = self.layer_flow.sample(energies, generator)
         context = shower_condition(energies, layers)
         z = self.latent_flow.sample(context, generator)
-        return self.coding.decode_cut(self.autoencoder.decode(z, context), layers)
+        y, hit_logits = self.autoencoder.decode(z, context)
+        return self.coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator)

@@ -89,14 +89,22 @@ class VoxelCoding(nn.Module):
         """Showers whose layers hold ``layers`` (before the threshold cut), voxels under the threshold zeroed."""
         return self.cut(self.layer_shares(y) * layers[:, self.voxel_layer])
 
-    def decode_cut(self, y: Tensor, layers: Tensor) -> Tensor:
+    def decode_cut(self, y: Tensor, layers: Tensor, hit_probabilities: Tensor | None = None,
+                   generator: torch.Generator | None = None) -> Tensor:
         """``decode`` for a model of cut showers (CaloMan's autoencoder), given dequantised layer energies.
 
         Less their expected noise (half the threshold on every voxel), ``layers`` are the energies of the cut
         layers. A reconstruction spreads small shares over voxels that are empty in Geant4; they fall under the
-        threshold and each layer is rescaled to its energy again, which the cut alone would lower.
+        threshold and each layer is rescaled to its energy again, which the cut alone would lower. With
+        ``hit_probabilities`` (as the voxels) the hits are drawn: the shares are expected values over hit and
+        miss, so a voxel that is hit holds its share divided by its probability, and one that is missed nothing.
         """
         target = (layers - 0.5 * self.threshold * self.layer_voxels).clamp_min(0)
-        showers = self.cut(self.layer_shares(y) * target[:, self.voxel_layer])
-        kept = self.layer_energies(showers).clamp_min(torch.finfo(y.dtype).tiny)
-        return showers * (target / kept)[:, self.voxel_layer]
+        fractions = self.layer_shares(y)
+        if hit_probabilities is not None:
+            hit = torch.bernoulli(hit_probabilities, generator=generator) > 0
+            fractions = torch.where(hit, fractions / hit_probabilities.clamp_min(1e-3), torch.zeros_like(fractions))
+        showers = self.cut(fractions * target[:, self.voxel_layer])
+        kept = self.layer_energies(showers)
+        scale = torch.where(kept > 0, target / kept.clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(kept))
+        return showers * scale[:, self.voxel_layer]  # a layer left with no voxel stays empty
