@@ -73,6 +73,26 @@ def test_decode_cut_keeps_the_layer_energies_less_the_dequantisation_noise(coars
     assert ((decoded == 0) | (decoded >= coding.threshold)).all()
 
 
+def test_decode_cut_gives_a_hit_voxel_its_share_over_its_hit_probability(coarse):
+    """Shares are expectations over hit and miss: inside a layer, hit voxels end up in proportion share / P(hit)."""
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers)["voxels"])
+    layers = coding.layer_energies(coding.dequantise(showers))
+    y = coding.encode(coding.dequantise(showers), layers)
+    probabilities = torch.rand(showers.shape, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.2
+    decoded = coding.decode_cut(y, layers, probabilities, torch.Generator().manual_seed(2))
+    lit = decoded > 0
+    assert 0.1 < lit.float().mean() < 0.9, "some voxels are drawn as misses, some as hits"
+    ratio = torch.where(lit, decoded / (coding.layer_shares(y) / probabilities), torch.nan)
+    for layer in range(geometry.n_layers):  # one common factor per shower and layer: the rescaling to its energy
+        in_layer = coding.voxel_layer == layer
+        block, hit = ratio[:, in_layer], lit[:, in_layer]
+        largest = block.nan_to_num(0).amax(1)
+        smallest = torch.where(hit, block, torch.inf).amin(1)
+        rows = hit.any(1)
+        assert rows.sum() > 100 and ((largest - smallest)[rows] <= 1e-4 * largest[rows]).all()
+
+
 def test_maf_inverts_and_iaf_mirrors_its_blocks():
     torch.manual_seed(0)
     x, context = torch.randn(64, 12), torch.randn(64, 3)

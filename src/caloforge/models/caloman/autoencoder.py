@@ -45,7 +45,7 @@ class Autoencoder(nn.Module):
     def __init__(self, features: int, context: int, latent: int, encoder: list[int], decoder: list[int],
                  hits: bool = False):
         super().__init__()
-        self.features = features
+        self.features, self.hits = features, hits
         self.encoder = MLP(features + context, latent, encoder, activation=nn.SiLU)
         self.decoder = MLP(latent + context, features * (2 if hits else 1), decoder, activation=nn.SiLU)
 
@@ -55,4 +55,4 @@ class Autoencoder(nn.Module):
     def decode(self, z: Tensor, context: Tensor) -> tuple[Tensor, Tensor | None]:
         """(the voxel variables, the hit logits or None)."""
         out = self.decoder(torch.cat([z, context], dim=-1))
-        return out[..., :self.features], (out[..., self.features:] if out.shape[-1] > self.features else None)
+        return out[..., :self.features], (out[..., self.features:] if self.hits else None)
