@@ -27,6 +27,7 @@ import torch
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from tqdm import tqdm
 
 from caloforge.errors import CaloforgeError
 from caloforge.evaluate.classifier_inputs import InputBuilder, LabelledSamples
@@ -118,8 +119,9 @@ def device_for(name: str | None = None) -> torch.device:
 
 
 def train_classifier(kind: str, data: LabelledSamples, geometry: Geometry, settings: ClassifierSettings = PROTOCOL,
-                     seed: int = 0, device: torch.device | None = None, log=None) -> ClassifierRun:
-    """One protocol training and scoring of a classifier of ``kind`` (see ``classifier_inputs``)."""
+                     seed: int = 0, device: torch.device | None = None, progress: bool = False) -> ClassifierRun:
+    """One protocol training and scoring of a classifier of ``kind`` (see ``classifier_inputs``); ``progress``
+    shows a bar over its epochs (a protocol training on a CPU runs for many minutes)."""
     n = data.n_per_class
     if len(data.e_inc) != 2 * n:
         raise CaloforgeError(f"{kind}: the classes need equally many showers")
@@ -148,7 +150,9 @@ def train_classifier(kind: str, data: LabelledSamples, geometry: Geometry, setti
         loss_fn = nn.BCEWithLogitsLoss()
         shuffle = torch.Generator(device="cpu").manual_seed(seed)
         best_accuracy, best_epoch, best_state, epochs_run = -math.inf, 0, None, 0
-        for epoch in range(settings.epochs):
+        epochs = tqdm(range(settings.epochs), desc=f"{kind} seed {seed}", unit="epoch", leave=False,
+                      disable=not progress)
+        for epoch in epochs:
             model.train()
             order = train[torch.randperm(len(train), generator=shuffle).to(device)]
             for begin in range(0, len(order), settings.batch_size):
@@ -160,8 +164,7 @@ def train_classifier(kind: str, data: LabelledSamples, geometry: Geometry, setti
             epochs_run = epoch + 1
             probabilities, labels = _predict(model, inputs_for, test)
             accuracy = float(np.mean((probabilities > 0.5) == labels))
-            if log:
-                log(f"  {kind} seed {seed} epoch {epoch + 1}/{settings.epochs}: accuracy on test {accuracy:.4f}")
+            epochs.set_postfix(test_accuracy=f"{accuracy:.4f}")
             if accuracy > best_accuracy:
                 best_accuracy, best_epoch, best_state = accuracy, epoch + 1, copy.deepcopy(model.state_dict())
             if accuracy == 1.0:
@@ -201,9 +204,9 @@ def _jsd(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 def classifier_test(kind: str, data: LabelledSamples, geometry: Geometry, settings: ClassifierSettings = PROTOCOL,
                     repeats: int = 1, seed: int = 0, device: torch.device | None = None,
-                    log=None) -> tuple[dict, list[ClassifierRun]]:
+                    progress: bool = False) -> tuple[dict, list[ClassifierRun]]:
     """``repeats`` trainings with seeds seed, seed + 1, ...: (summary for metrics.json, the runs)."""
-    runs = [train_classifier(kind, data, geometry, settings, seed + i, device, log) for i in range(repeats)]
+    runs = [train_classifier(kind, data, geometry, settings, seed + i, device, progress) for i in range(repeats)]
     aucs, jsds = np.array([r.auc for r in runs]), np.array([r.jsd for r in runs])
     summary = {
         "auc": float(aucs.mean()), "auc_std": float(aucs.std(ddof=1)) if repeats > 1 else None,

@@ -267,7 +267,8 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
                                             (ref_features.e_inc[ref_rows], None, ref_high[ref_rows]))
             else:
                 data = stacked
-            summary, runs = classifier_test(kind, data, plan.geometry, settings, repeats, seed, torch_device)
+            summary, runs = classifier_test(kind, data, plan.geometry, settings, repeats, seed, torch_device,
+                                            progress=log is not None)
             result["classifiers"][kind] = summary
             outputs[kind] = (runs[0].val_labels, runs[0].val_probabilities, runs[0].auc)
             say(f"{kind}: AUC {summary['auc']:.4f}, JSD {summary['jsd']:.4f}")
