@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ import torch
 from caloforge.data import open_showers
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import load_geometry
+from caloforge.models import get_family
 from caloforge.sampling import generate, incident_energies, merge_shards
 from caloforge.train import Checkpoint, load_checkpoint, load_run_config, save_checkpoint
+from caloforge.train.config import from_dict
 
 
 def test_run_config_from_yaml_with_overrides(tmp_path):
@@ -28,6 +31,15 @@ def test_run_config_rejects_unknown_keys(tmp_path):
     path.write_text("family: calodiffusion\ngeometry: par04\ntrain: {epoch: 3}\n")
     with pytest.raises(CaloforgeError, match="unknown key.*epoch"):
         load_run_config(path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_parse(path):
+    """Every config in configs/ names a known family and geometry, and its model keys are that family's."""
+    run = load_run_config(path)
+    load_geometry(run.geometry)
+    family = get_family(run.family)
+    from_dict(family.config, run.model, str(path))
 
 
 class _Payload:
