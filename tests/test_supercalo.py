@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -165,3 +167,21 @@ def test_rho_of_identical_adjacent_layers_is_one(par04):
     assert rho.shape == (10, geometry.n_layers - 1)
     assert np.allclose(rho[:, 5], 1.0)
     assert np.nanmin(rho) >= 0 and np.nanmax(rho) <= 1
+
+
+def test_shipped_chain_generates_showers_like_geant4(par04):
+    """The committed chain (CaloMan coarse model + choice-A up-sampler, float16) loads and draws Par04 showers whose
+    response and occupancy are Geant4's (the bundled sample's), within what 64 showers resolve."""
+    geometry, energies, showers = par04
+    path = Path(__file__).parents[1] / "checkpoints" / "par04-supercalo.pt"
+    chain, checkpoint = load_model(path)
+    assert checkpoint.geometry.n_voxels == geometry.n_voxels and chain.voxelisation.layer_factor == 5
+    n = 64
+    generated = chain.sample(energies[:n], generator=torch.Generator().manual_seed(0))
+    assert generated.shape == (n, geometry.n_voxels) and torch.isfinite(generated).all() and (generated >= 0).all()
+
+    def response_and_occupancy(x):
+        return float((x.sum(1) / energies[:n]).mean()), float((x > 0).float().mean())
+
+    (response, lit), (g4_response, g4_lit) = response_and_occupancy(generated), response_and_occupancy(showers[:n])
+    assert abs(response - g4_response) < 0.05 and abs(lit - g4_lit) < 0.3 * g4_lit
