@@ -63,10 +63,10 @@ def test_decode_cut_keeps_the_layer_energies_less_the_dequantisation_noise(coars
     layers = coding.layer_energies(coding.dequantise(showers))
     # a blurred reconstruction: the true shares mixed with a little of a uniform share in every voxel
     clean = coding.cut(showers)
-    blurred = 0.99 * clean + 0.01 * coding.layer_energies(clean)[:, coding.voxel_layer] / coding.layer_voxels[coding.voxel_layer]
+    blurred = 0.99 * clean + 0.01 * coding.layer_energies(clean)[:, coding.voxel_layer] / coding.noise_voxels[coding.voxel_layer]
     y = coding.encode(blurred, coding.layer_energies(blurred))
     decoded = coding.decode_cut(y, layers)
-    target = (layers - 0.5 * coding.threshold * coding.layer_voxels).clamp_min(0)
+    target = (layers - 0.5 * coding.threshold * coding.noise_voxels).clamp_min(0)
     kept = target > 10 * coding.threshold
     assert kept.float().mean() > 0.8
     assert torch.allclose(coding.layer_energies(decoded)[kept], target[kept], rtol=1e-4)
@@ -83,14 +83,47 @@ def test_decode_cut_gives_a_hit_voxel_its_share_over_its_hit_probability(coarse)
     decoded = coding.decode_cut(y, layers, probabilities, torch.Generator().manual_seed(2))
     lit = decoded > 0
     assert 0.1 < lit.float().mean() < 0.9, "some voxels are drawn as misses, some as hits"
+    drawn = torch.bernoulli(probabilities, generator=torch.Generator().manual_seed(2)) > 0  # decode_cut's draw
     ratio = torch.where(lit, decoded / (coding.layer_shares(y) / probabilities), torch.nan)
     for layer in range(geometry.n_layers):  # one common factor per shower and layer: the rescaling to its energy
         in_layer = coding.voxel_layer == layer
         block, hit = ratio[:, in_layer], lit[:, in_layer]
         largest = block.nan_to_num(0).amax(1)
         smallest = torch.where(hit, block, torch.inf).amin(1)
-        rows = hit.any(1)
+        rows = hit.any(1) & (hit <= drawn[:, in_layer]).all(1)  # not a layer kept by its expected shares
         assert rows.sum() > 100 and ((largest - smallest)[rows] <= 1e-4 * largest[rows]).all()
+
+
+def test_per_layer_noise_keeps_empty_layers_under_the_threshold(coarse):
+    """CaloMan's coding dequantises layer energies once per layer: empty layers stay apart from lit ones."""
+    geometry, energies, showers = coarse
+    showers = showers.double()  # float32 sums of 10 GeV layers are coarser than the threshold
+    showers[:50, coding_layer_voxels(geometry, geometry.n_layers - 1)] = 0  # some empty layers
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["voxels"])
+    assert coding.per_layer_noise
+    clean = coding.layer_energies(coding.cut(showers))
+    noisy = coding.noisy_layer_energies(showers)
+    assert ((noisy - clean >= 0) & (noisy - clean < coding.threshold)).all()
+    assert (noisy[clean == 0] < coding.threshold).all() and (clean == 0).sum() >= 50
+    assert (noisy[clean > 0] >= coding.threshold).all()
+
+
+def test_decode_cut_keeps_a_layer_whose_drawn_hits_all_miss(coarse):
+    """Hit probabilities far too low must not empty a layer that holds energy: it keeps its expected shares."""
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["voxels"])
+    clean = coding.cut(showers)
+    layers = coding.noisy_layer_energies(showers)
+    y = coding.encode(clean, coding.layer_energies(clean))
+    decoded = coding.decode_cut(y, layers, torch.full(showers.shape, 1e-4), torch.Generator().manual_seed(0))
+    target = layers - 0.5 * coding.threshold
+    lit = coding.layer_energies(clean) > 10 * coding.threshold
+    assert lit.float().mean() > 0.8
+    assert torch.allclose(coding.layer_energies(decoded)[lit], target[lit], rtol=1e-4)
+
+
+def coding_layer_voxels(geometry, layer: int) -> torch.Tensor:
+    return torch.from_numpy(np.flatnonzero(geometry.voxel_layer == layer))
 
 
 def test_maf_inverts_and_iaf_mirrors_its_blocks():

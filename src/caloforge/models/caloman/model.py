@@ -56,7 +56,7 @@ class CaloMan(nn.Module):
         clean = self.coding.cut(showers)
         clean_layers = self.coding.layer_energies(clean)
         y = self.coding.encode(clean, clean_layers)
-        layers = self.coding.layer_energies(self.coding.dequantise(showers))
+        layers = self.coding.noisy_layer_energies(showers)
         context = shower_condition(energies, layers)
         if self.stage == "autoencoder":
             z = self.autoencoder.encode(y, context)
@@ -67,7 +67,11 @@ class CaloMan(nn.Module):
             divergence = share_divergence(target, reconstructed)
             loss = error + self.share_weight * divergence + self.latent_penalty * moment_penalty(z)
             if self.moment_weight:
-                loss = loss + self.moment_weight * (self.moments(reconstructed) - self.moments(target)).square().mean()
+                # an empty layer has no centre or width: its reconstructed shares, normalised to one, would
+                # otherwise be pulled to a point at the origin
+                filled = (clean_layers > 0).unsqueeze(-1).expand(-1, -1, 4)
+                moment_error = (self.moments(reconstructed) - self.moments(target)).square()
+                loss = loss + self.moment_weight * moment_error[filled].mean()
             if hit_logits is not None:
                 loss = loss + self.hit_weight * F.binary_cross_entropy_with_logits(hit_logits, (clean > 0).float())
             return loss

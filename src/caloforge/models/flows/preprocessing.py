@@ -11,7 +11,8 @@ from torch import Tensor
 
 from caloforge.geometry import Geometry
 from caloforge.models.flows.layer_energy import fit_layer_energy
-from caloforge.models.flows.voxels import cut, dequantise, fit_voxel_coding, layer_sums, readout_threshold
+from caloforge.models.flows.voxels import (cut, dequantise, fit_voxel_coding, layer_sums, noisy_layer_sums,
+                                          readout_threshold)
 
 FIT_SHOWERS = 10_000
 
@@ -20,15 +21,17 @@ def fit_preprocessing(geometry: Geometry, energies: Tensor, showers: Tensor, alp
                       dequantised_voxels: bool = True, seed: int = 0) -> dict:
     """``{"layers": flow 1's fitted u variables, "voxels": the fitted voxel coding}``, JSON-serialisable.
 
-    Flow 1 always sees dequantised layer energies; the voxel coding is fitted on dequantised showers, or on the
-    showers only cut at the threshold with ``dequantised_voxels=False`` (CaloMan's autoencoder).
+    Flow 1 always sees dequantised layer energies. The voxel coding is fitted on dequantised showers, whose layer
+    energies are those of flow 1; or, with ``dequantised_voxels=False`` (CaloMan's autoencoder), on the showers
+    only cut at the threshold, and flow 1's layer energies are dequantised per layer (``noisy_layer_sums``).
     """
     n = min(len(showers), FIT_SHOWERS)
     threshold = readout_threshold(geometry)
-    noisy = dequantise(showers[:n], threshold, torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed)
     voxel_layer = torch.as_tensor(geometry.voxel_layer, dtype=torch.long)
-    layers = layer_sums(noisy, voxel_layer, geometry.n_layers)
-    voxels = noisy if dequantised_voxels else cut(showers[:n], threshold)
+    voxels = dequantise(showers[:n], threshold, generator) if dequantised_voxels else cut(showers[:n], threshold)
+    layers = (layer_sums(voxels, voxel_layer, geometry.n_layers) if dequantised_voxels
+              else noisy_layer_sums(voxels, voxel_layer, geometry.n_layers, threshold, True, generator))
     return {"layers": fit_layer_energy(layers, energies[:n], alpha),
             "voxels": fit_voxel_coding(voxels, layer_sums(voxels, voxel_layer, geometry.n_layers), voxel_layer,
-                                       threshold, alpha)}
+                                       threshold, alpha, "voxel" if dequantised_voxels else "layer")}

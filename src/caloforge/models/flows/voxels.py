@@ -46,17 +46,32 @@ def shares(showers: Tensor, layers: Tensor, voxel_layer: Tensor) -> Tensor:
     return showers / layers.clamp_min(torch.finfo(layers.dtype).tiny)[:, voxel_layer]
 
 
-def fit_voxel_coding(showers: Tensor, layers: Tensor, voxel_layer: Tensor, threshold: float, alpha: float) -> dict:
-    """The per-voxel standardisation of the logit shares of (cut or dequantised) training showers."""
+def noisy_layer_sums(showers: Tensor, voxel_layer: Tensor, n_layers: int, threshold: float, per_layer: bool,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """Dequantised layer energies: those of the ``dequantise``d showers, or with ``per_layer`` those of the
+    ``cut`` showers plus one uniform draw in [0, threshold) per layer. The second keeps empty layers apart from
+    the rest (a layer with a hit holds at least the threshold), where the noise of a whole layer's voxels (its
+    spread grows as their number's square root) hides the faint layers at a shower's end."""
+    if not per_layer:
+        return layer_sums(dequantise(showers, threshold, generator), voxel_layer, n_layers)
+    layers = layer_sums(cut(showers, threshold), voxel_layer, n_layers)
+    return layers + threshold * torch.rand(layers.shape, generator=generator, device=layers.device, dtype=layers.dtype)
+
+
+def fit_voxel_coding(showers: Tensor, layers: Tensor, voxel_layer: Tensor, threshold: float, alpha: float,
+                     layer_noise: str = "voxel") -> dict:
+    """The per-voxel standardisation of the logit shares of (cut or dequantised) training showers; ``layer_noise``
+    ("voxel" or "layer") says how the layer energies the coding is given were dequantised (``noisy_layer_sums``)."""
     y = Logit(alpha).forward(shares(showers, layers, voxel_layer), None)
-    return {"threshold": threshold, "alpha": alpha, "standardize": Standardize(per_feature=True).fit(y, None).to_dict()}
+    return {"threshold": threshold, "alpha": alpha, "standardize": Standardize(per_feature=True).fit(y, None).to_dict(),
+            "layer_noise": layer_noise}
 
 
 class VoxelCoding(nn.Module):
     """Showers (MeV) <-> standardised logit layer shares, given the layer energies."""
 
     voxel_layer: Tensor
-    layer_voxels: Tensor
+    noise_voxels: Tensor
 
     def __init__(self, geometry: Geometry, fitted: dict):
         super().__init__()
@@ -65,8 +80,10 @@ class VoxelCoding(nn.Module):
         self.logit = Logit(fitted["alpha"])
         self.standardize = transform_from_dict(fitted["standardize"])
         self.register_buffer("voxel_layer", torch.as_tensor(geometry.voxel_layer, dtype=torch.long), persistent=False)
-        self.register_buffer("layer_voxels", torch.as_tensor(geometry.voxels_per_layer, dtype=torch.float32),
-                             persistent=False)
+        # codings fitted before layer_noise existed dequantised every voxel
+        self.per_layer_noise = fitted.get("layer_noise", "voxel") == "layer"
+        noise_voxels = torch.ones(self.n_layers) if self.per_layer_noise else geometry.voxels_per_layer
+        self.register_buffer("noise_voxels", torch.as_tensor(noise_voxels, dtype=torch.float32), persistent=False)
 
     def cut(self, showers: Tensor) -> Tensor:
         return cut(showers, self.threshold)
@@ -76,6 +93,10 @@ class VoxelCoding(nn.Module):
 
     def layer_energies(self, showers: Tensor) -> Tensor:
         return layer_sums(showers, self.voxel_layer, self.n_layers)
+
+    def noisy_layer_energies(self, showers: Tensor) -> Tensor:
+        """The layer energies flow 1 models, dequantised as this coding was fitted."""
+        return noisy_layer_sums(showers, self.voxel_layer, self.n_layers, self.threshold, self.per_layer_noise)
 
     def encode(self, showers: Tensor, layers: Tensor) -> Tensor:
         return self.standardize.forward(self.logit.forward(shares(showers, layers, self.voxel_layer), None), None)
@@ -93,18 +114,26 @@ class VoxelCoding(nn.Module):
                    generator: torch.Generator | None = None) -> Tensor:
         """``decode`` for a model of cut showers (CaloMan's autoencoder), given dequantised layer energies.
 
-        Less their expected noise (half the threshold on every voxel), ``layers`` are the energies of the cut
-        layers. A reconstruction spreads small shares over voxels that are empty in Geant4; they fall under the
+        Less their expected noise (half the threshold on every voxel, or once per layer), ``layers`` are the
+        energies of the cut layers. A reconstruction spreads small shares over voxels that are empty in Geant4; they fall under the
         threshold and each layer is rescaled to its energy again, which the cut alone would lower. With
         ``hit_probabilities`` (as the voxels) the hits are drawn: the shares are expected values over hit and
         miss, so a voxel that is hit holds its share divided by its probability, and one that is missed nothing.
+        A layer whose energy is clear of the dequantisation noise but none of whose drawn hits passes the
+        threshold keeps its expected shares instead: an autoencoder's hit probabilities can be too low for a rare
+        layer, and dropping it would lose energy the layer holds.
         """
-        target = (layers - 0.5 * self.threshold * self.layer_voxels).clamp_min(0)
+        target = (layers - 0.5 * self.threshold * self.noise_voxels).clamp_min(0)
         fractions = self.layer_shares(y)
+        spread = target[:, self.voxel_layer]
+        showers = self.cut(fractions * spread)
         if hit_probabilities is not None:
             hit = torch.bernoulli(hit_probabilities, generator=generator) > 0
-            fractions = torch.where(hit, fractions / hit_probabilities.clamp_min(1e-3), torch.zeros_like(fractions))
-        showers = self.cut(fractions * target[:, self.voxel_layer])
+            drawn = self.cut(torch.where(hit, fractions / hit_probabilities.clamp_min(1e-3), 0.0) * spread)
+            # three standard deviations of the dequantisation noise in a layer's energy: below, it may be empty
+            certain = target > 3 * self.threshold * (self.noise_voxels / 12).sqrt()
+            lost = certain & (self.layer_energies(drawn) == 0)
+            showers = torch.where(lost[:, self.voxel_layer], showers, drawn)
         kept = self.layer_energies(showers)
         scale = torch.where(kept > 0, target / kept.clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(kept))
         return showers * scale[:, self.voxel_layer]  # a layer left with no voxel stays empty
