@@ -63,7 +63,8 @@ def test_decode_cut_keeps_the_layer_energies_less_the_dequantisation_noise(coars
     layers = coding.layer_energies(coding.dequantise(showers))
     # a blurred reconstruction: the true shares mixed with a little of a uniform share in every voxel
     clean = coding.cut(showers)
-    blurred = 0.99 * clean + 0.01 * coding.layer_energies(clean)[:, coding.voxel_layer] / coding.noise_voxels[coding.voxel_layer]
+    uniform = coding.layer_energies(clean)[:, coding.voxel_layer] / coding.noise_voxels[coding.voxel_layer]
+    blurred = 0.99 * clean + 0.01 * uniform
     y = coding.encode(blurred, coding.layer_energies(blurred))
     decoded = coding.decode_cut(y, layers)
     target = (layers - 0.5 * coding.threshold * coding.noise_voxels).clamp_min(0)

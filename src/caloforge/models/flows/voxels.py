@@ -115,10 +115,11 @@ class VoxelCoding(nn.Module):
         """``decode`` for a model of cut showers (CaloMan's autoencoder), given dequantised layer energies.
 
         Less their expected noise (half the threshold on every voxel, or once per layer), ``layers`` are the
-        energies of the cut layers. A reconstruction spreads small shares over voxels that are empty in Geant4; they fall under the
-        threshold and each layer is rescaled to its energy again, which the cut alone would lower. With
-        ``hit_probabilities`` (as the voxels) the hits are drawn: the shares are expected values over hit and
-        miss, so a voxel that is hit holds its share divided by its probability, and one that is missed nothing.
+        energies of the cut layers. A reconstruction spreads small shares over voxels that are empty in Geant4;
+        they fall under the threshold and each layer is rescaled to its energy again, which the cut alone would
+        lower. With ``hit_probabilities`` (as the voxels) the hits are drawn: the shares are expected values over
+        hit and miss, so a voxel that is hit holds its share divided by its probability, and one that is missed
+        nothing.
         A layer whose energy is clear of the dequantisation noise but none of whose drawn hits passes the
         threshold keeps its expected shares instead: an autoencoder's hit probabilities can be too low for a rare
         layer, and dropping it would lose energy the layer holds.
