@@ -99,7 +99,7 @@ def test_per_layer_noise_keeps_empty_layers_under_the_threshold(coarse):
     """CaloMan's coding dequantises layer energies once per layer: empty layers stay apart from lit ones."""
     geometry, energies, showers = coarse
     showers = showers.double()  # float32 sums of 10 GeV layers are coarser than the threshold
-    showers[:50, coding_layer_voxels(geometry, geometry.n_layers - 1)] = 0  # some empty layers
+    showers[:50, torch.from_numpy(np.flatnonzero(geometry.voxel_layer == geometry.n_layers - 1))] = 0  # empty layers
     coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["voxels"])
     assert coding.per_layer_noise
     clean = coding.layer_energies(coding.cut(showers))
@@ -121,10 +121,6 @@ def test_decode_cut_keeps_a_layer_whose_drawn_hits_all_miss(coarse):
     lit = coding.layer_energies(clean) > 10 * coding.threshold
     assert lit.float().mean() > 0.8
     assert torch.allclose(coding.layer_energies(decoded)[lit], target[lit], rtol=1e-4)
-
-
-def coding_layer_voxels(geometry, layer: int) -> torch.Tensor:
-    return torch.from_numpy(np.flatnonzero(geometry.voxel_layer == layer))
 
 
 def test_maf_inverts_and_iaf_mirrors_its_blocks():
