@@ -26,6 +26,19 @@ def test_run_config_from_yaml_with_overrides(tmp_path):
     assert run.train.lr == pytest.approx(4e-4)  # untouched defaults stay
 
 
+def test_numbers_in_exponent_notation_are_numbers_and_words_are_refused(tmp_path):
+    # YAML 1.1 reads 3e-4 (no dot) as a string, which reached the optimiser as one
+    path = tmp_path / "run.yaml"
+    path.write_text("family: caloman\ngeometry: par04\ntrain: {lr: 3e-4}\n")
+    run = load_run_config(path, ["train.epochs=1e2"])
+    assert run.train.lr == pytest.approx(3e-4) and run.train.epochs == 100 and isinstance(run.train.epochs, int)
+    assert from_dict(get_family("caloman").config, {"alpha": "1e-5"}, "model").alpha == pytest.approx(1e-5)
+    with pytest.raises(CaloforgeError, match=r"train: lr: 'fast' is not a number"):
+        load_run_config(path, ["train.lr=fast"])
+    with pytest.raises(CaloforgeError, match=r"train: epochs: 2.5 is not a whole number"):
+        load_run_config(path, ["train.epochs=2.5"])
+
+
 def test_run_config_rejects_unknown_keys(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("family: calodiffusion\ngeometry: par04\ntrain: {epoch: 3}\n")

@@ -7,6 +7,8 @@ hyper-parameters (checked against the family's dataclass) and the ``train`` sett
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +66,32 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def _number(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the number a field typed ``hint`` holds. YAML 1.1 reads ``3e-4`` (no dot) as a string, and
+    an int where a float goes is fine; anything else that is not a number is refused."""
+    kinds = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+    if float not in kinds and int not in kinds or value is None or isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CaloforgeError(f"{where}: {value!r} is not a number") from None
+    if float in kinds:
+        return number
+    if not number.is_integer():
+        raise CaloforgeError(f"{where}: {value!r} is not a whole number")
+    return int(number)
+
+
 def from_dict(cls: type, values: dict, where: str) -> Any:
-    """Build dataclass ``cls`` from a dict, refusing unknown keys with a one-line error."""
+    """Build dataclass ``cls`` from a dict, refusing unknown keys and non-numbers in numeric fields with a one-line
+    error."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
         raise CaloforgeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+    hints = typing.get_type_hints(cls)
+    values = {key: _number(value, hints[key], f"{where}: {key}") for key, value in values.items()}
     try:
         return cls(**values)
     except TypeError as err:
