@@ -95,6 +95,29 @@ def test_decode_cut_gives_a_hit_voxel_its_share_over_its_hit_probability(coarse)
         assert rows.sum() > 100 and ((largest - smallest)[rows] <= 1e-4 * largest[rows]).all()
 
 
+def test_exponential_hits_scatter_about_share_over_probability_and_keep_the_layer_energies(coarse):
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers)["voxels"])
+    layers = coding.layer_energies(coding.dequantise(showers))
+    y = coding.encode(coding.dequantise(showers), layers)
+    probabilities = torch.full(showers.shape, 0.5)
+    expected, scattered, again = (coding.decode_cut(y, layers, probabilities, torch.Generator().manual_seed(2),
+                                                    exponential_hits=exponential) for exponential in (False, True, True))
+    assert torch.equal(scattered, again), "seeded"
+    lit = layers > 10 * coding.threshold * coding.noise_voxels  # clear of the noise: never emptied by the draws
+    assert lit.float().mean() > 0.8
+    assert torch.allclose(coding.layer_energies(scattered)[lit], coding.layer_energies(expected)[lit], rtol=1e-4)
+    ratio = scattered / coding.layer_shares(y)  # a common factor per layer times an exponential draw per hit
+    spreads = []
+    for layer in range(geometry.n_layers):
+        block = ratio[:, coding.voxel_layer == layer]
+        rows = (block > 0).sum(1) >= 20
+        hit_values = torch.where(block[rows] > 0, block[rows], torch.nan)
+        mean = hit_values.nanmean(1, keepdim=True)
+        spreads.append(((hit_values - mean).square().nanmean(1).sqrt() / mean.squeeze(1)).mean())
+    assert 0.7 < torch.stack(spreads).nanmean() < 1.2, "an exponential's standard deviation is its mean"
+
+
 def test_per_layer_noise_keeps_empty_layers_under_the_threshold(coarse):
     """CaloMan's coding dequantises layer energies once per layer: empty layers stay apart from lit ones."""
     geometry, energies, showers = coarse

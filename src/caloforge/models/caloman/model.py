@@ -35,6 +35,7 @@ class CaloMan(nn.Module):
         self.share_weight = config.share_weight
         self.moment_weight = config.moment_weight
         self.hit_weight = config.hit_weight
+        self.hit_energy = config.hit_energy
         self.latent_penalty = config.latent_penalty
         context = 1 + geometry.n_layers
         self.coding = VoxelCoding(geometry, fitted["voxels"])
@@ -94,4 +95,5 @@ class CaloMan(nn.Module):
         context = shower_condition(energies, layers)
         z = self.latent_flow.sample(context, generator)
         y, hit_logits = self.autoencoder.decode(z, context)
-        return self.coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator)
+        return self.coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator,
+                                      exponential_hits=self.hit_energy == "exponential")

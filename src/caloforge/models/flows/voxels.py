@@ -111,7 +111,7 @@ class VoxelCoding(nn.Module):
         return self.cut(self.layer_shares(y) * layers[:, self.voxel_layer])
 
     def decode_cut(self, y: Tensor, layers: Tensor, hit_probabilities: Tensor | None = None,
-                   generator: torch.Generator | None = None) -> Tensor:
+                   generator: torch.Generator | None = None, exponential_hits: bool = False) -> Tensor:
         """``decode`` for a model of cut showers (CaloMan's autoencoder), given dequantised layer energies.
 
         Less their expected noise (half the threshold on every voxel, or once per layer), ``layers`` are the
@@ -119,7 +119,7 @@ class VoxelCoding(nn.Module):
         they fall under the threshold and each layer is rescaled to its energy again, which the cut alone would
         lower. With ``hit_probabilities`` (as the voxels) the hits are drawn: the shares are expected values over
         hit and miss, so a voxel that is hit holds its share divided by its probability, and one that is missed
-        nothing.
+        nothing; with ``exponential_hits`` a hit holds an exponential draw of that mean instead.
         A layer whose energy is clear of the dequantisation noise but none of whose drawn hits passes the
         threshold keeps its expected shares instead: an autoencoder's hit probabilities can be too low for a rare
         layer, and dropping it would lose energy the layer holds.
@@ -130,7 +130,10 @@ class VoxelCoding(nn.Module):
         showers = self.cut(fractions * spread)
         if hit_probabilities is not None:
             hit = torch.bernoulli(hit_probabilities, generator=generator) > 0
-            drawn = self.cut(torch.where(hit, fractions / hit_probabilities.clamp_min(1e-3), 0.0) * spread)
+            energy = fractions / hit_probabilities.clamp_min(1e-3)
+            if exponential_hits:
+                energy = energy * torch.empty_like(energy).exponential_(generator=generator)
+            drawn = self.cut(torch.where(hit, energy, 0.0) * spread)
             # three standard deviations of the dequantisation noise in a layer's energy: below, it may be empty
             certain = target > 3 * self.threshold * (self.noise_voxels / 12).sqrt()
             lost = certain & (self.layer_energies(drawn) == 0)
