@@ -108,6 +108,12 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         torch.set_rng_state(state.rng)
         header.update({k: state.header[k] for k in ("epoch", "step", "best_val", "stale_epochs")})
     net = DistributedDataParallel(model) if ctx.distributed else model
+    validated = ema.module
+    if cfg.compile:
+        # static shapes: a validation set's last, smaller batch compiles once more instead of tracing every
+        # family's random draws with symbolic sizes; the wrappers share the modules' parameters, so checkpoints
+        # keep the plain names
+        net, validated = torch.compile(net, dynamic=False), torch.compile(ema.module, dynamic=False)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         log = (out_dir / "log.jsonl").open("a")
@@ -140,7 +146,7 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
             if cfg.max_steps and header["step"] >= cfg.max_steps:
                 break
         ema.module.eval()
-        val = distributed.mean_over_ranks(_validation_loss(ema.module, val_loader, ctx.device, cfg.seed), ctx)
+        val = distributed.mean_over_ranks(_validation_loss(validated, val_loader, ctx.device, cfg.seed), ctx)
         train_loss = distributed.mean_over_ranks(running / max(seen, 1), ctx)
         if cfg.schedule == "plateau":
             scheduler.step(val)
