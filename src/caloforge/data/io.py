@@ -9,6 +9,7 @@ name beside the target and is renamed only when complete: an interrupted run nev
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import os
 import sys
 from collections.abc import Iterator
@@ -167,6 +168,49 @@ def check_values(path: str | Path, energies: np.ndarray, showers: np.ndarray | N
             raise CaloforgeError(f"{path}: '{name}' holds {kind} (first at row {row})")
 
 
+def claim_target(path: str | Path) -> Path:
+    """The temporary file (``.NAME.tmp-PID``, created empty) this process writes ``path`` through, then renames.
+
+    A directory target is refused, and so is a target another live process is writing (its temporary file
+    exists). Temporary files of dead processes (killed by SIGKILL, which nothing can catch) are removed. Our own
+    file is created before the others are looked at, so of two writers starting together at most one goes on.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CaloforgeError(f"{path}: is a directory; give a file name to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.touch()
+    for other in path.parent.glob(f"{glob.escape(f'.{path.name}.tmp-')}*"):
+        pid = other.name.rpartition("-")[2]
+        if other == tmp or not pid.isdigit():
+            continue
+        if _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            raise CaloforgeError(f"{path}: being written by process {pid} (temporary file {other.name}); wait for "
+                                 f"it to finish, or delete that file if no caloforge process {pid} is running")
+        other.unlink(missing_ok=True)
+    return tmp
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: delivers nothing, only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def commit_target(tmp: Path, path: str | Path) -> None:
+    """Rename a complete temporary file over its target; on failure the temporary file is removed."""
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def provenance(**extra) -> dict:
     """Attributes recorded in every file caloforge writes."""
     return {
@@ -187,7 +231,7 @@ class ShowerWriter:
     def __init__(self, path: str | Path, n_voxels: int, attrs: dict | None = None, chunk_rows: int = 1000,
                  gzip_level: int = 4):
         self.path = Path(path)
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path: Path | None = None
         self.n_voxels = n_voxels
         self.attrs = provenance(**(attrs or {}))
         self.chunk_rows = chunk_rows
@@ -196,7 +240,7 @@ class ShowerWriter:
         self._file: h5py.File | None = None
 
     def __enter__(self) -> ShowerWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = claim_target(self.path)
         try:
             self._file = h5py.File(self.tmp_path, "w")
             gzip = {"compression": "gzip", "compression_opts": self.gzip_level}
@@ -235,7 +279,7 @@ class ShowerWriter:
         except BaseException:
             self._discard()  # e.g. an attribute h5py cannot store: never leave the temporary file behind
             raise
-        os.replace(self.tmp_path, self.path)
+        commit_target(self.tmp_path, self.path)
 
     def _discard(self) -> None:
         """Close and delete the temporary file after a failure."""

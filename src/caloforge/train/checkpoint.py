@@ -9,8 +9,10 @@ Writes go to a temporary name and are renamed when complete, so a killed run nev
 from __future__ import annotations
 
 import json
-import os
 import pickle
+import re
+import zipfile
+import dataclasses
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from caloforge import __version__
+from caloforge.data.io import claim_target, commit_target
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 
@@ -57,37 +60,70 @@ class Checkpoint:
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"format": FORMAT, "header": json.dumps({**checkpoint.header, "caloforge_version": __version__}),
                                "model": checkpoint.model}
     for key in ("ema", "optimizer", "scheduler", "rng"):
         if getattr(checkpoint, key) is not None:
             payload[key] = getattr(checkpoint, key)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = claim_target(path)
     try:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    commit_target(tmp, path)
     return path
 
 
+#: the first bytes of a ``torch.save`` file: a zip archive (caloforge never writes torch's older bare pickles)
+ZIP_MAGIC = b"PK\x03\x04"
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint; anything else is refused in one line saying what the file is."""
     path = Path(path)
+    payload = _load_payload(path, map_location)
+    header = _header(payload)
+    if header is None or not isinstance(payload.get("model"), dict):
+        raise CaloforgeError(f"{path}: damaged caloforge checkpoint (its header or weights are missing)")
+    return Checkpoint(header=header, model=payload["model"], ema=payload.get("ema"),
+                      optimizer=payload.get("optimizer"), scheduler=payload.get("scheduler"), rng=payload.get("rng"))
+
+
+def _header(payload: dict) -> dict | None:
+    """The JSON header naming at least the family, or None."""
+    try:
+        header = json.loads(payload.get("header"))
+    except (TypeError, ValueError):
+        return None
+    return header if isinstance(header, dict) and "family" in header else None
+
+
+def _load_payload(path: Path, map_location: str | torch.device) -> dict:
+    """The saved dict, unpickled with ``weights_only``: only tensors, numbers and strings, no code."""
     if not path.is_file():
         raise CaloforgeError(f"{path}: no such checkpoint")
+    with path.open("rb") as f:
+        magic = f.read(len(ZIP_MAGIC))
+    if not magic:
+        raise CaloforgeError(f"{path}: truncated: the file is empty")
+    if magic != ZIP_MAGIC:
+        raise CaloforgeError(f"{path}: not a caloforge checkpoint (not a PyTorch file)")
+    if not zipfile.is_zipfile(path):
+        raise CaloforgeError(f"{path}: truncated: a PyTorch file cut short (its zip directory is missing)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe content"
-        raise CaloforgeError(f"{path}: refused: the file holds objects that would run code on loading, "
-                             f"not only tensors ({first})") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise CaloforgeError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+        # torch names the callable the pickle would have run, e.g. "unsupported GLOBAL posix.system"
+        named = re.search(r"GLOBAL ([\w.]+)", str(err))
+        raise CaloforgeError(f"{path}: refused: contains code ({named[1] if named else 'a pickled object'}, "
+                             "which would run on loading; a checkpoint holds only tensors)") from None
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as err:
+        raise CaloforgeError(f"{path}: not a caloforge checkpoint (unreadable PyTorch file: "
+                             f"{(str(err).strip().splitlines() or [type(err).__name__])[0]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CaloforgeError(f"{path}: not a caloforge checkpoint (no '{FORMAT}' marker)")
-    return Checkpoint(header=json.loads(payload["header"]), model=payload["model"], ema=payload.get("ema"),
-                      optimizer=payload.get("optimizer"), scheduler=payload.get("scheduler"), rng=payload.get("rng"))
+    return payload
 
 
 def build_model(checkpoint: Checkpoint, use_ema: bool = True) -> nn.Module:
@@ -98,9 +134,45 @@ def build_model(checkpoint: Checkpoint, use_ema: bool = True) -> nn.Module:
     family = get_family(checkpoint.header["family"])
     config = from_dict(family.config, checkpoint.header["model_config"], "checkpoint model_config")
     model = family.build(config, checkpoint.geometry, checkpoint.header["fitted"])
-    weights = checkpoint.ema if (use_ema and checkpoint.ema is not None) else checkpoint.model
-    model.load_state_dict(weights)
+    load_weights(model, checkpoint.ema if (use_ema and checkpoint.ema is not None) else checkpoint.model, "checkpoint")
     return model.eval()
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str | Path, strict: bool = True) -> None:
+    """``model.load_state_dict(weights)``, with weights of other names or shapes reported in one line.
+
+    ``strict=False`` (a pretrained part) skips names the other side lacks, but shapes must still agree."""
+    expected = model.state_dict()
+    problems = [f"{name} is {tuple(weights[name].shape)}, the model's {tuple(tensor.shape)}"
+                for name, tensor in expected.items() if name in weights and weights[name].shape != tensor.shape]
+    if strict:
+        problems += [f"{name} missing" for name in expected if name not in weights]
+        problems += [f"{name} unknown to the model" for name in weights if name not in expected]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CaloforgeError(f"{source}: weights do not fit the model: {'; '.join(problems[:3])}{more}")
+    model.load_state_dict(weights, strict=strict)
+
+
+def check_resumable(state: Checkpoint, path: Path, family: str, geometry: Geometry, model_config: Any) -> None:
+    """Refuse to continue a run from a checkpoint of another family, geometry or model configuration, saying
+    which differs (its weights would not fit, or would silently train another model)."""
+    from caloforge.models import get_family
+    from caloforge.train.config import from_dict
+
+    saved = state.header
+    differences = []
+    if saved["family"] != family:
+        differences.append(f"family {saved['family']} (config: {family})")
+    if saved.get("geometry") != json.loads(json.dumps(geometry_to_dict(geometry))):
+        differences.append(f"geometry {saved.get('geometry', {}).get('name')} (config: {geometry.name})")
+    if not differences:
+        old = dataclasses.asdict(from_dict(get_family(family).config, saved.get("model_config", {}), str(path)))
+        new = dataclasses.asdict(model_config)
+        differences += [f"model.{key} {old[key]} (config: {new[key]})" for key in new if old.get(key) != new[key]]
+    if differences:
+        raise CaloforgeError(f"{path}: cannot resume: the checkpoint's {'; '.join(differences)}; start a new run "
+                             "in another folder, or resume with the config it was trained with")
 
 
 def load_model(path: str | Path, use_ema: bool = True, map_location: str = "cpu") -> tuple[nn.Module, Checkpoint]:

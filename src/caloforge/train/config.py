@@ -15,51 +15,81 @@ from typing import Any
 
 import yaml
 
+from caloforge.checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Check, OneOf, Range, device
 from caloforge.errors import CaloforgeError
 
 
+def checked(check: Check, default: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field that ``check`` guards whenever the dataclass is built (see ``Checked``)."""
+    return field(default=default, metadata={"check": check})
+
+
+class Checked:
+    """Base of the config dataclasses: each ``checked`` field is validated on construction, so a bad value is
+    refused in one line naming its allowed range before any data is read or model built."""
+
+    def __post_init__(self) -> None:
+        for entry in dataclasses.fields(self):
+            if "check" in entry.metadata:
+                entry.metadata["check"](entry.name, getattr(self, entry.name))
+
+
+def known_family(name: str, value: Any) -> None:
+    """A registered model family (the registry is imported only when a config is checked)."""
+    from caloforge.models import family_names
+
+    OneOf(tuple(family_names()))(name, value)
+
+
 @dataclass
-class DataConfig:
+class DataConfig(Checked):
     train: str = ""
     #: use only the first ``limit`` showers of the file (quick runs)
-    limit: int | None = None
+    limit: int | None = checked(COUNT, None)
     #: fraction held out for validation loss and early stopping (seeded split)
-    val_fraction: float = 0.15
+    val_fraction: float = checked(FRACTION, 0.15)
     #: replace every training shower by a random rotation or reflection of it about the beam axis (the mesh's
     #: symmetries, ``Geometry.alpha_symmetries``): up to 2g times the data for a detector symmetric in alpha
     augment: bool = False
 
 
 @dataclass
-class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 4e-4
-    weight_decay: float = 0.0
+class TrainConfig(Checked):
+    epochs: int = checked(COUNT, 100)
+    batch_size: int = checked(COUNT, 128)
+    lr: float = checked(POSITIVE, 4e-4)
+    weight_decay: float = checked(NON_NEGATIVE, 0.0)
     #: "cosine" (warm-up then cosine decay over all epochs) or "plateau" (x0.1 after ``lr_patience`` flat epochs)
-    schedule: str = "cosine"
-    warmup_steps: int = 200
-    lr_patience: int = 15
-    ema_decay: float = 0.999
-    grad_clip: float = 1.0
+    schedule: str = checked(OneOf(("cosine", "plateau")), "cosine")
+    warmup_steps: int = checked(NON_NEGATIVE, 200)
+    lr_patience: int = checked(NON_NEGATIVE, 15)
+    ema_decay: float = checked(Range(0, 1, high_open=True), 0.999)
+    #: gradient norm clip (0: none)
+    grad_clip: float = checked(NON_NEGATIVE, 1.0)
     #: stop when the validation loss has not improved for this many epochs (0: never)
-    patience: int = 20
-    seed: int = 1234
+    patience: int = checked(NON_NEGATIVE, 20)
+    seed: int = checked(SEED, 1234)
     #: stop after this many optimiser steps in total (0: no limit); for short CPU runs and tests
-    max_steps: int = 0
+    max_steps: int = checked(NON_NEGATIVE, 0)
+    #: stop once training has used this many minutes of CPU time, all threads and resumed runs together (0: no
+    #: limit): budgeted pilots compare designs at equal cost
+    cpu_minutes: float = checked(NON_NEGATIVE, 0.0)
     #: weights to start from (a teacher, or a pretrained part); loaded non-strictly
     init_from: str | None = None
-    device: str = "auto"
+    device: str = checked(device, "auto")
     #: run the model's loss through ``torch.compile`` (training and validation): the first batches pay a minute of
     #: compilation, and elementwise-heavy models gain most (the layerwise CaloFlow teacher on par04: 22 s to about
     #: 7 s per batch on two CPU threads, its spline arithmetic fused). Compiled code draws its random numbers from
     #: its own generator (seeded from the run's seed), so it does not repeat an eager run draw for draw
     compile: bool = False
+    #: also keep the averaged weights of every k-th epoch as ``epoch-K.pt`` (0: none): a learning curve scored
+    #: after the run (``bench/bench_pilot.py``)
+    snapshot_every: int = checked(NON_NEGATIVE, 0)
 
 
 @dataclass
-class RunConfig:
-    family: str
+class RunConfig(Checked):
+    family: str = checked(known_family)
     geometry: str
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=dict)
@@ -88,23 +118,33 @@ def _number(value: Any, hint: Any, where: str) -> Any:
     return int(number)
 
 
+def _mapping(values: Any, where: str) -> dict:
+    """``values`` if it is a YAML mapping (``key: value`` lines); a list or a scalar is refused."""
+    if not isinstance(values, dict):
+        raise CaloforgeError(f"{where}: must be a mapping of key: value (got {type(values).__name__} {values!r:.60})")
+    return values
+
+
 def from_dict(cls: type, values: dict, where: str) -> Any:
-    """Build dataclass ``cls`` from a dict, refusing unknown keys and non-numbers in numeric fields with a one-line
-    error."""
+    """Build dataclass ``cls`` from a dict, refusing unknown keys, non-numbers in numeric fields and values out of
+    a field's range with a one-line error."""
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
+    unknown = set(_mapping(values, where)) - names
     if unknown:
-        raise CaloforgeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        raise CaloforgeError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                             f"known: {', '.join(sorted(names))}")
     hints = typing.get_type_hints(cls)
     values = {key: _number(value, hints[key], f"{where}: {key}") for key, value in values.items()}
     try:
         return cls(**values)
-    except TypeError as err:
+    except (TypeError, CaloforgeError) as err:
         raise CaloforgeError(f"{where}: {err}") from None
 
 
 def run_config_from_dict(values: dict, where: str = "config") -> RunConfig:
-    values = dict(values)
+    values = dict(_mapping(values, where))
+    for key in ("model", "sample"):
+        values[key] = _mapping(values.get(key) or {}, f"{where}: {key}")
     data = from_dict(DataConfig, values.pop("data", {}) or {}, f"{where}: data")
     train = from_dict(TrainConfig, values.pop("train", {}) or {}, f"{where}: train")
     for key in ("family", "geometry"):
@@ -113,20 +153,30 @@ def run_config_from_dict(values: dict, where: str = "config") -> RunConfig:
     return from_dict(RunConfig, {**values, "data": data, "train": train}, where)
 
 
+def _override(values: dict, item: str) -> None:
+    """Apply one ``--set section.key=value`` (the value in YAML) to the raw config ``values``."""
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise CaloforgeError(f"--set '{item}': not of the form section.key=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise CaloforgeError(f"--set '{item}': the value is not YAML ({' '.join(str(err).split())})") from None
+    node = values
+    *parents, leaf = key.split(".")
+    for depth, part in enumerate(parents):
+        node = _mapping(node.setdefault(part, {}), f"--set '{item}': {'.'.join(parents[:depth + 1])}")
+    node[leaf] = value
+
+
 def load_run_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML run file; ``overrides`` like ``train.epochs=3`` or ``model.channels=[8,8]`` (YAML values)."""
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise CaloforgeError(f"{path}: cannot read YAML config ({err})") from None
+        raise CaloforgeError(f"{path}: cannot read YAML config ({' '.join(str(err).split())})") from None
+    _mapping(values, str(path))
     for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise CaloforgeError(f"override '{item}' is not of the form section.key=value")
-        node = values
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw)
+        _override(values, item)
     return run_config_from_dict(values, str(path))

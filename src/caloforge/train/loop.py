@@ -22,7 +22,8 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import load_geometry
 from caloforge.models import get_family
 from caloforge.train import distributed
-from caloforge.train.checkpoint import Checkpoint, geometry_to_dict, load_checkpoint, save_checkpoint, slim
+from caloforge.train.checkpoint import (Checkpoint, check_resumable, geometry_to_dict, load_checkpoint, load_weights,
+                                       save_checkpoint, slim)
 from caloforge.train.config import RunConfig, from_dict
 from caloforge.train.data import alpha_augmenter, load_split, make_loader
 
@@ -64,11 +65,32 @@ def _validation_loss(model, loader, device, seed: int) -> float:
     return total / max(count, 1)
 
 
+def _trim_log(path: Path, epoch: int) -> None:
+    """Keep the log's records up to ``epoch``, the resumed checkpoint's: a run killed after logging an epoch but
+    before its checkpoint was saved runs that epoch again, and must not log it twice."""
+    def logged_epoch(line: str) -> float:
+        try:
+            return json.loads(line)["epoch"]
+        except (ValueError, KeyError, TypeError):
+            return math.inf  # a line cut short by the kill
+    if path.exists():
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if logged_epoch(line) <= epoch))
+
+
+def _budget_spent(cfg, header: dict, epoch_cpu_seconds: float = 0.0) -> bool:
+    """Whether the run has taken its ``max_steps`` or its ``cpu_minutes`` (the checkpoints carry the CPU time)."""
+    steps_spent = cfg.max_steps and header["step"] >= cfg.max_steps
+    return bool(steps_spent or cfg.cpu_minutes and header["cpu_seconds"] + epoch_cpu_seconds >= 60 * cfg.cpu_minutes)
+
+
 def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> Path:
     """Train ``run`` into ``out_dir`` (``last.pt``, ``best.pt``, ``model.pt``, ``log.jsonl``); returns ``model.pt``."""
     out_dir = Path(out_dir)
     cfg = run.train
     ctx = distributed.init(cfg.device)
+    if cfg.cpu_minutes and ctx.distributed:
+        raise CaloforgeError("train.cpu_minutes budgets one process's CPU time; under torchrun use max_steps")
     geometry = load_geometry(run.geometry)
     family = get_family(run.family)
     model_config = from_dict(family.config, run.model, f"{run.family} model config")
@@ -79,12 +101,14 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
     state = load_checkpoint(last) if resume and last.exists() else None
     if resume and state is None and ctx.is_main:
         print(f"no checkpoint at {last}: starting a new run")
+    if state:
+        check_resumable(state, last, run.family, geometry, model_config)
     fitted = state.header["fitted"] if state else family.fit(model_config, geometry, train_set.energies, train_set.showers)
 
     model = family.build(model_config, geometry, fitted).to(ctx.device)
     if cfg.init_from and state is None:
         source = load_checkpoint(cfg.init_from)
-        model.load_state_dict(source.ema or source.model, strict=False)
+        load_weights(model, source.ema or source.model, cfg.init_from, strict=False)
     ema = AveragedModel(model, multi_avg_fn=_ema_with_warmup(cfg.ema_decay))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train_loader = make_loader(train_set, cfg.batch_size, ctx, cfg.seed, shuffle=True)
@@ -98,15 +122,16 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=cfg.lr_patience)
     header = {"family": run.family, "model_config": run.model, "run": run.to_dict(), "fitted": fitted,
               "geometry": geometry_to_dict(geometry), "sample_defaults": {**family.sample_defaults, **run.sample},
-              "epoch": 0, "step": 0, "best_val": float("inf"), "stale_epochs": 0}
+              "epoch": 0, "step": 0, "best_val": float("inf"), "stale_epochs": 0, "cpu_seconds": 0.0}
     if state:
-        model.load_state_dict(state.model)
-        ema.module.load_state_dict(state.ema)
+        load_weights(model, state.model, last)
+        load_weights(ema.module, state.ema, last)
         ema.n_averaged.fill_(state.header["step"])
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
         torch.set_rng_state(state.rng)
         header.update({k: state.header[k] for k in ("epoch", "step", "best_val", "stale_epochs")})
+        header["cpu_seconds"] = state.header.get("cpu_seconds", 0.0)
     net = DistributedDataParallel(model) if ctx.distributed else model
     validated = ema.module
     if cfg.compile:
@@ -116,16 +141,18 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         net, validated = torch.compile(net, dynamic=False), torch.compile(ema.module, dynamic=False)
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if state:
+            _trim_log(out_dir / "log.jsonl", header["epoch"])
         log = (out_dir / "log.jsonl").open("a")
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{run.family} on {geometry.describe()}: {n_params:,} parameters, {len(train_set)} train / "
               f"{len(val_set)} val showers, {ctx.world_size} process(es) on {ctx.device}")
 
-    while header["epoch"] < cfg.epochs and not (cfg.max_steps and header["step"] >= cfg.max_steps):
+    while header["epoch"] < cfg.epochs and not _budget_spent(cfg, header):
         epoch = header["epoch"]
         train_loader.sampler.set_epoch(epoch)
         model.train()
-        started, running, seen = time.perf_counter(), 0.0, 0
+        started, started_cpu, running, seen = time.perf_counter(), time.process_time(), 0.0, 0
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and ctx.is_main),
                    leave=False, unit="batch")
         for energies, showers in bar:
@@ -143,7 +170,7 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
             running += loss.item() * len(energies)
             seen += len(energies)
             bar.set_postfix(loss=f"{running / seen:.4f}", showers_per_s=f"{seen / (time.perf_counter() - started):.0f}")
-            if cfg.max_steps and header["step"] >= cfg.max_steps:
+            if _budget_spent(cfg, header, time.process_time() - started_cpu):
                 break
         ema.module.eval()
         val = distributed.mean_over_ranks(_validation_loss(validated, val_loader, ctx.device, cfg.seed), ctx)
@@ -154,9 +181,12 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         improved = val < header["best_val"]
         header["best_val"] = min(val, header["best_val"])
         header["stale_epochs"] = 0 if improved else header["stale_epochs"] + 1
+        epoch_cpu_seconds = round(time.process_time() - started_cpu, 2)
+        header["cpu_seconds"] += epoch_cpu_seconds
         if ctx.is_main:
             record = {"epoch": epoch + 1, "step": header["step"], "train_loss": train_loss, "val_loss": val,
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2)}
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
+                      "cpu_seconds": epoch_cpu_seconds}
             log.write(json.dumps(record) + "\n")
             log.flush()
             print(f"epoch {epoch + 1}: train {train_loss:.5f}  val {val:.5f}{'  *' if improved else ''}  "
@@ -167,6 +197,8 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
             save_checkpoint(last, checkpoint)
             if improved:
                 save_checkpoint(out_dir / "best.pt", slim(checkpoint))
+            if cfg.snapshot_every and header["epoch"] % cfg.snapshot_every == 0:
+                save_checkpoint(out_dir / f"epoch-{header['epoch']}.pt", slim(checkpoint))
         distributed.barrier(ctx)
         if cfg.patience and header["stale_epochs"] >= cfg.patience:
             if ctx.is_main:
