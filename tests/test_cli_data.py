@@ -56,7 +56,7 @@ def test_info_on_the_sample(sample) -> None:
 def test_check_on_the_sample() -> None:
     result = runner.invoke(app, ["data", "check", str(sample_path()), "--geometry", "par04"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"{sample_path()}: OK (1000 showers, {load_geometry('par04').describe()})"
+    assert result.stdout.strip() == f"{sample_path()}: OK (3000 showers, {load_geometry('par04').describe()})"
 
 
 def test_check_with_the_wrong_geometry_fails_in_one_line(monkeypatch, capsys) -> None:

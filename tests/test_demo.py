@@ -41,7 +41,7 @@ def test_demo_retrains_generates_evaluates_and_reports(tmp_path, tiny_checkpoint
     (model,) = summary["models"]
     assert model["family"] == "calodiffusion" and model["geometry"]["name"] == "par04-coarse"
     # retrained on the first half of the sample, evaluated on the second half rebinned to par04-coarse
-    assert model["files"]["reference"]["n_showers"] == 500
+    assert model["files"]["reference"]["n_showers"] == 1500
     assert load_checkpoint(tmp_path / "demo" / "train" / "par04-coarse-calodiffusion" / "model.pt").header["step"] == 2
     assert 0 <= model["classifiers"]["cls-low"]["auc"] <= 1 and model["timing"]["ms_per_shower"] > 0
     assert summary["geant4_ms_per_shower"] == pytest.approx(175, rel=0.01)  # recorded in the sample's attributes

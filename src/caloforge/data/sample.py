@@ -1,9 +1,9 @@
-"""The bundled Par04 sample: 1,000 real Geant4 showers, the embedded default for the demo and examples."""
+"""The bundled Par04 sample: 3,000 real Geant4 showers, the embedded default for the demo and examples."""
 
 from importlib.resources import files
 from pathlib import Path
 
-SAMPLE_FILE = "par04_sample_1000.h5"
+SAMPLE_FILE = "par04_sample_3000.h5"
 
 
 def sample_path() -> Path:

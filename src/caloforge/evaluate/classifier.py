@@ -38,6 +38,8 @@ SPLIT = (0.6, 0.2, 0.2)
 #: fewest showers per class: the "val" part then holds at least 50 of each
 MIN_SHOWERS = 250
 _EVAL_BATCH = 10_000
+#: resamples of the "val" part behind an AUC's uncertainty
+BOOTSTRAP_RESAMPLES = 200
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class ClassifierRun:
 
     seed: int
     auc: float
+    auc_err: float  # bootstrap standard deviation over the "val" showers
     jsd: float
     auc_uncalibrated: float
     jsd_uncalibrated: float
@@ -175,7 +178,8 @@ def train_classifier(kind: str, data: LabelledSamples, geometry: Geometry, setti
     calibrator = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1 - 1e-6).fit(test_p, test_y)
     calibrated = calibrator.predict(val_p)
     return ClassifierRun(
-        seed=seed, auc=float(roc_auc_score(val_y, calibrated)), jsd=_jsd(val_y, calibrated),
+        seed=seed, auc=float(roc_auc_score(val_y, calibrated)), auc_err=bootstrap_auc_err(val_y, calibrated, seed),
+        jsd=_jsd(val_y, calibrated),
         auc_uncalibrated=float(roc_auc_score(val_y, val_p)), jsd_uncalibrated=_jsd(val_y, val_p),
         accuracy=float(np.mean((calibrated > 0.5) == val_y)), best_epoch=best_epoch, epochs_run=epochs_run,
         n_train=len(train), n_test=len(test), n_val=len(val), seconds=time.perf_counter() - started,
@@ -194,6 +198,19 @@ def _predict(model: nn.Module, data: InputBuilder, rows: torch.Tensor) -> tuple[
     return torch.cat(probabilities).numpy(), torch.cat(labels).numpy()
 
 
+def bootstrap_auc_err(labels: np.ndarray, scores: np.ndarray, seed: int) -> float:
+    """The AUC's statistical uncertainty from the finite "val" set: its standard deviation over resamples (with
+    replacement) of the val showers. Cheap next to a training, and it does not retrain (training noise is what
+    ``repeats`` measures)."""
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        rows = rng.integers(0, len(labels), len(labels))
+        if labels[rows].min() != labels[rows].max():  # a resample needs both classes
+            aucs.append(roc_auc_score(labels[rows], scores[rows]))
+    return float(np.std(aucs))
+
+
 def _jsd(labels: np.ndarray, probabilities: np.ndarray) -> float:
     """(ln 2 - BCE) / ln 2 of probabilities (log clamped at -100, as torch's BCELoss)."""
     log_p = np.maximum(np.log(np.clip(probabilities, 0.0, 1.0)), -100.0)
@@ -210,6 +227,7 @@ def classifier_test(kind: str, data: LabelledSamples, geometry: Geometry, settin
     aucs, jsds = np.array([r.auc for r in runs]), np.array([r.jsd for r in runs])
     summary = {
         "auc": float(aucs.mean()), "auc_std": float(aucs.std(ddof=1)) if repeats > 1 else None,
+        "auc_err": float(np.mean([r.auc_err for r in runs])),
         "jsd": float(jsds.mean()), "jsd_std": float(jsds.std(ddof=1)) if repeats > 1 else None,
         "repeats": repeats, "protocol": settings.protocol and kind != "cls-resnet",
         "settings": settings.to_json(), "device": str(device or device_for()),

@@ -4,6 +4,11 @@ Every input is checked before any work starts (geometry and voxel counts, sizes 
 metrics asked for), so a mistake costs a second, not an hour. Each file is then read once, in chunks: the features
 are accumulated and, for the low-level classifiers, the thresholded voxels of the rows they use are kept. The
 reference's features come from the cache when the same file was evaluated before.
+
+Every classifier is trained three times on as many showers per class (see ``resolution``): the generated showers
+against one part of the reference, a disjoint part of the reference (or of a second Geant4 file) against the same
+part, and that part with every voxel x 1.05 against it. The generated file is therefore scored against only half of
+the reference when no second Geant4 file is given, so that its AUC and the floor are like with like.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,7 @@ from caloforge.evaluate.distances import fpd, kpd
 from caloforge.evaluate.features import FeatureAccumulator, ShowerFeatures
 from caloforge.evaluate.histograms import feature_histograms, response_histograms, separation_table
 from caloforge.evaluate.report import build_report, now_utc
+from caloforge.evaluate.resolution import DISTORTION, resolves
 from caloforge.geometry import Geometry, geometry_for_voxels, load_geometry
 
 METRICS = ("hist", "cls-low", "cls-high", "cls-low-normed", "cls-resnet", "fpd", "kpd", "plots")
@@ -38,6 +44,9 @@ DEFAULT_METRICS = ("hist", "cls-low", "cls-high", "fpd", "kpd", "plots")
 #: fewest showers per sample for FPD/KPD (their resample sizes shrink to what is there)
 MIN_DISTANCE_SHOWERS = 100
 _FEATURE_METRICS = {"hist", "cls-high", "fpd", "kpd", "plots"}
+#: what each classifier is trained on beside the reference's rows, with the Geant4 rows of the floor
+COMPARISONS = {"model": "generated vs Geant4", "floor": "Geant4 vs Geant4",
+               "distorted": f"Geant4 x {DISTORTION} vs Geant4"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class Plan:
     threshold: float
     metrics: tuple[str, ...]
     classifier_showers: int  # per class
+    floor_reference: ShowerFile | None = None  # a second Geant4 file for the classifiers' floor (else: the reference)
 
 
 def parse_metrics(metrics: str | Sequence[str]) -> tuple[str, ...]:
@@ -78,7 +88,7 @@ def resolve_threshold(geometry: Geometry, threshold: float | None) -> float:
 
 def plan_evaluation(gen_path: str | Path, ref_path: str | Path | None, geometry: str | Geometry | None = None,
                     metrics: str | Sequence[str] = DEFAULT_METRICS, repeats: int = 1,
-                    threshold: float | None = None) -> Plan:
+                    threshold: float | None = None, floor_path: str | Path | None = None) -> Plan:
     """Every check that can fail, before any work: raises a one-line ``CaloforgeError``."""
     chosen = parse_metrics(metrics)
     if ref_path is None:
@@ -96,29 +106,38 @@ def plan_evaluation(gen_path: str | Path, ref_path: str | Path | None, geometry:
                                  "pass --geometry")
         geo = guessed
     generated = open_showers(gen_path, geo)
-    reference_raw = open_showers(ref_path)
-    if reference_raw.n_voxels != generated.n_voxels:
-        raise CaloforgeError(f"{ref_path}: the reference has {reference_raw.n_voxels} voxels but {gen_path} has "
-                             f"{generated.n_voxels} (geometry {geo.name}): they must share one geometry")
-    reference = open_showers(ref_path, geo)
+    reference = _open_geant4(ref_path, "reference", generated, gen_path, geo)
+    floor = _open_geant4(floor_path, "floor reference", generated, gen_path, geo) if floor_path else None
     if "cls-resnet" in chosen and not geo.is_regular:
         raise CaloforgeError(f"cls-resnet needs a regular (layers x alpha x r) geometry; {geo.name} is irregular")
-    per_class = min(generated.n, reference.n)
+    # the floor needs Geant4 showers the generated ones are not compared with: a second file, or half the reference
+    per_class = min(generated.n, reference.n, floor.n) if floor else min(generated.n, reference.n // 2)
     classifiers = [m for m in chosen if m in KINDS]
     if classifiers and per_class < MIN_SHOWERS:
+        source = "each file" if floor else "the generated file and in each half of the reference"
         raise CaloforgeError(f"{per_class} showers per sample are too few for the classifier's 60/20/20 split of "
-                             f"{', '.join(classifiers)} (need at least {MIN_SHOWERS} in each file)")
+                             f"{', '.join(classifiers)} (need at least {MIN_SHOWERS} in {source})")
     voxel_classifiers = [m for m in classifiers if m in VOXEL_KINDS]
     if voxel_classifiers:
-        needed, available = 2 * per_class * geo.n_voxels * 4, _available_memory()
+        needed, available = 3 * per_class * geo.n_voxels * 4, _available_memory()
         if available is not None and needed > 0.8 * available:
             raise CaloforgeError(f"{', '.join(voxel_classifiers)} need {needed / 1e9:.1f} GB for the voxels of "
-                                 f"2 x {per_class} showers but only {available / 1e9:.1f} GB of memory are free")
+                                 f"3 x {per_class} showers but only {available / 1e9:.1f} GB of memory are free")
     distances = [m for m in chosen if m in ("fpd", "kpd")]
-    if distances and per_class < MIN_DISTANCE_SHOWERS:
-        raise CaloforgeError(f"{per_class} showers per sample are too few for {', '.join(distances)} "
-                             f"(need at least {MIN_DISTANCE_SHOWERS} in each file)")
-    return Plan(generated, reference, geo, resolve_threshold(geo, threshold), chosen, per_class)
+    if distances and min(generated.n, reference.n) < MIN_DISTANCE_SHOWERS:
+        raise CaloforgeError(f"{min(generated.n, reference.n)} showers per sample are too few for "
+                             f"{', '.join(distances)} (need at least {MIN_DISTANCE_SHOWERS} in each file)")
+    return Plan(generated, reference, geo, resolve_threshold(geo, threshold), chosen, per_class, floor)
+
+
+def _open_geant4(path: str | Path, role: str, generated: ShowerFile, gen_path: str | Path,
+                 geometry: Geometry) -> ShowerFile:
+    """A Geant4 file checked against the generated file's voxel count, opened on ``geometry``."""
+    raw = open_showers(path)
+    if raw.n_voxels != generated.n_voxels:
+        raise CaloforgeError(f"{path}: the {role} has {raw.n_voxels} voxels but {gen_path} has "
+                             f"{generated.n_voxels} (geometry {geometry.name}): they must share one geometry")
+    return open_showers(path, geometry)
 
 
 def _json_number(value: float) -> float | None:
@@ -137,23 +156,33 @@ def _available_memory() -> int | None:
     return None
 
 
-def _scan(handle: ShowerFile, plan: Plan, chunk_size: int, with_features: bool, rows: np.ndarray | None = None,
-          voxels_out: np.ndarray | None = None, energies_out: np.ndarray | None = None) -> ShowerFeatures | None:
-    """One pass over a file: the features of every shower (if asked) and, into ``voxels_out`` /
-    ``energies_out``, the thresholded voxels and energies of the (sorted) ``rows``."""
+@dataclass
+class Rows:
+    """Some (sorted) rows of a file and where their thresholded voxels and energies go (voxels: None = not kept)."""
+
+    rows: np.ndarray
+    energies: np.ndarray
+    voxels: np.ndarray | None
+
+
+def _scan(handle: ShowerFile, plan: Plan, chunk_size: int, with_features: bool,
+          keep: Sequence[Rows] = ()) -> ShowerFeatures | None:
+    """One pass over a file: the features of every shower (if asked) and the rows each of ``keep`` asks for."""
     accumulator = FeatureAccumulator(plan.geometry, plan.threshold) if with_features else None
-    filled, start = 0, 0
+    filled, start = [0] * len(keep), 0
     threshold = np.float32(plan.threshold)
     for chunk_energies, chunk in handle.iter_chunks(chunk_size):
         if accumulator is not None:
             chunk = accumulator.add(chunk_energies, chunk, inplace=True)
         else:
             np.multiply(chunk, chunk >= threshold, out=chunk)
-        if rows is not None:
+        for i, target in enumerate(keep):
+            rows = target.rows
             local = rows[np.searchsorted(rows, start):np.searchsorted(rows, start + len(chunk))] - start
-            voxels_out[filled:filled + len(local)] = chunk[local]
-            energies_out[filled:filled + len(local)] = chunk_energies[local]
-            filled += len(local)
+            target.energies[filled[i]:filled[i] + len(local)] = chunk_energies[local]
+            if target.voxels is not None:
+                target.voxels[filled[i]:filled[i] + len(local)] = chunk[local]
+            filled[i] += len(local)
         start += len(chunk)
     return accumulator.result() if accumulator is not None else None
 
@@ -163,20 +192,31 @@ def _classifier_rows(n: int, per_class: int, rng: np.random.Generator) -> np.nda
     return np.arange(n) if n == per_class else np.sort(rng.choice(n, size=per_class, replace=False))
 
 
+def _geant4_rows(plan: Plan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of the reference every classifier compares with, rows of the other Geant4 showers of the floor):
+    random, sorted and, within one file, disjoint."""
+    n = plan.classifier_showers
+    if plan.floor_reference is not None:
+        return _classifier_rows(plan.reference.n, n, rng), _classifier_rows(plan.floor_reference.n, n, rng)
+    order = rng.permutation(plan.reference.n)
+    return np.sort(order[:n]), np.sort(order[n:2 * n])
+
+
 def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | Geometry | None = None,
              metrics: str | Sequence[str] = DEFAULT_METRICS, out_dir: str | Path = "evaluation",
              quick: bool = False, repeats: int = 1, seed: int = 42, chunk_size: int = 10_000,
              threshold: float | None = None, classifier: ClassifierSettings | None = None,
-             device: str | None = None, use_cache: bool = True,
+             device: str | None = None, use_cache: bool = True, floor_reference: str | Path | None = None,
              log: Callable[[str], None] | None = None) -> dict:
     """Evaluate generated showers against Geant4 ones; writes ``out_dir/metrics.json`` and ``out_dir/report.html``.
 
     ``metrics``: any of ``METRICS`` (default ``DEFAULT_METRICS``). ``quick`` uses ``QUICK`` classifier settings
     (labelled as not the protocol); ``classifier`` overrides the settings entirely. ``repeats`` trainings per
-    classifier (seeds ``seed``, ``seed + 1``, ...). Returns the metrics dict (as written to metrics.json).
+    classifier (seeds ``seed``, ``seed + 1``, ...). ``floor_reference``: a second Geant4 file for the classifiers'
+    floor (default: half the reference, see the module docstring). Returns the metrics dict (as in metrics.json).
     """
     say = log or (lambda message: None)
-    plan = plan_evaluation(gen_path, ref_path, geometry, metrics, repeats, threshold)
+    plan = plan_evaluation(gen_path, ref_path, geometry, metrics, repeats, threshold, floor_reference)
     settings = classifier or (QUICK if quick else PROTOCOL)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,47 +231,54 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
 
     say("hashing the files")
     gen_sha, ref_sha = sha256_file(plan.generated.path), sha256_file(plan.reference.path)
+    floor_sha = sha256_file(plan.floor_reference.path) if plan.floor_reference else None
     lap("hashing")
 
     chosen = set(plan.metrics)
     need_features = bool(chosen & _FEATURE_METRICS)
-    voxel_kinds = [m for m in plan.metrics if m in VOXEL_KINDS]
-    rng = np.random.default_rng(seed)
-    gen_rows = _classifier_rows(plan.generated.n, plan.classifier_showers, rng)
-    ref_rows = _classifier_rows(plan.reference.n, plan.classifier_showers, rng)
-
-    # the classifiers' voxels, stacked: generated rows first, then the reference's (each file read straight in)
+    kinds = [m for m in plan.metrics if m in KINDS]
     n = plan.classifier_showers
+    gen_rows = _classifier_rows(plan.generated.n, n, np.random.default_rng(seed))
+    # the Geant4 rows come from a stream of their own: the same for every generated file, so are the floors
+    ref_rows, floor_rows = _geant4_rows(plan, np.random.default_rng([seed, 1]))
+
+    # the low-level classifiers' voxels, stacked: compared rows first, then the reference's (each file read straight
+    # in); the floor's Geant4 rows wait beside them until the generated ones have been scored
+    voxel_kinds = [m for m in kinds if m in VOXEL_KINDS]
     stacked = LabelledSamples(e_inc=np.empty(2 * n), voxels=np.empty((2 * n, plan.geometry.n_voxels),
                                                                     dtype=np.float32)) if voxel_kinds else None
-    halves = (slice(0, n), slice(n, 2 * n))
-
-    def into(half: slice) -> dict:
-        if stacked is None:
-            return {}
-        return dict(voxels_out=stacked.voxels[half], energies_out=stacked.e_inc[half])
+    if stacked is not None:
+        gen_keep = [Rows(gen_rows, stacked.e_inc[:n], stacked.voxels[:n])]
+        ref_keep = [Rows(ref_rows, stacked.e_inc[n:], stacked.voxels[n:])]
+        floor_keep = [Rows(floor_rows, np.empty(n), np.empty((n, plan.geometry.n_voxels), dtype=np.float32))]
+    else:
+        gen_keep, ref_keep, floor_keep = [], [], []
 
     directory = cache_dir(out) if use_cache else None
     ref_features = load_cached(directory, ref_sha, plan.geometry, plan.threshold) if need_features and directory \
         else None
     ref_cached = ref_features is not None
+    same_file_floor = floor_keep if plan.floor_reference is None else []
     if (need_features and ref_features is None) or voxel_kinds:  # one pass gives whatever is still missing
         say(f"reading the reference ({plan.reference.n} showers)")
         features = _scan(plan.reference, plan, chunk_size, need_features and ref_features is None,
-                         ref_rows if voxel_kinds else None, **into(halves[1]))
+                         ref_keep + same_file_floor)
         if features is not None:
             ref_features = features
             if directory:
                 store(directory, ref_sha, plan.geometry, plan.threshold, features)
     if ref_cached:
         say("reference features loaded from the cache")
+    floor_features = ref_features
+    if plan.floor_reference is not None and kinds:
+        say(f"reading the floor's Geant4 file ({plan.floor_reference.n} showers)")
+        floor_features = _scan(plan.floor_reference, plan, chunk_size, "cls-high" in kinds, floor_keep)
     lap("reference")
     say(f"reading the generated file ({plan.generated.n} showers)")
-    gen_features = _scan(plan.generated, plan, chunk_size, need_features, gen_rows if voxel_kinds else None,
-                         **into(halves[0]))
+    gen_features = _scan(plan.generated, plan, chunk_size, need_features, gen_keep)
     lap("generated")
 
-    result: dict = _header(plan, gen_sha, ref_sha, settings, repeats, seed, chunk_size, ref_cached)
+    result: dict = _header(plan, gen_sha, ref_sha, floor_sha, settings, repeats, seed, chunk_size, ref_cached)
     hists, response = [], []
     if need_features and ("hist" in chosen or "plots" in chosen):
         hists = feature_histograms(plan.geometry, ref_features, gen_features)
@@ -241,7 +288,7 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
                                 "E_tot/E_inc per decade": {h.group: _json_number(h.separation) for h in response}}
         lap("histograms")
 
-    if chosen & {"fpd", "kpd", "cls-high"}:
+    if chosen & {"fpd", "kpd"}:
         ref_high, gen_high = ref_features.high_level_vector(), gen_features.high_level_vector()
         if "fpd" in chosen:
             say("FPD")
@@ -253,26 +300,39 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
             lap("kpd")
 
     outputs: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
-    kinds = [m for m in plan.metrics if m in KINDS]
     if kinds:
         torch_device = device_for(device)
         if torch_device.type == "cpu" and settings.protocol:
             say("note: the protocol's classifiers on a CPU take hours for ds2-sized samples; --quick is for CPU "
                 "iteration, the protocol is for a GPU")
+        high_level = None
+        if "cls-high" in kinds:
+            floor_part = floor_features.subset(floor_rows)
+            high_level = {"model": gen_features.subset(gen_rows), "floor": floor_part,
+                          "distorted": _distorted(floor_part), "reference": ref_features.subset(ref_rows)}
         result["classifiers"] = {}
-        for kind in kinds:
-            say(f"{kind}: {repeats} training(s) of {settings.epochs} epochs on {torch_device} ({settings.name})")
-            if kind == "cls-high":
-                data = LabelledSamples.join((gen_features.e_inc[gen_rows], None, gen_high[gen_rows]),
-                                            (ref_features.e_inc[ref_rows], None, ref_high[ref_rows]))
-            else:
-                data = stacked
-            summary, runs = classifier_test(kind, data, plan.geometry, settings, repeats, seed, torch_device,
-                                            progress=log is not None)
-            result["classifiers"][kind] = summary
-            outputs[kind] = (runs[0].val_labels, runs[0].val_probabilities, runs[0].auc)
-            say(f"{kind}: AUC {summary['auc']:.4f}, JSD {summary['jsd']:.4f}")
-            lap(kind)
+        for comparison in COMPARISONS:
+            if stacked is not None and comparison == "floor":  # in place: memory stays at three samples
+                stacked.e_inc[:n], stacked.voxels[:n] = floor_keep[0].energies, floor_keep[0].voxels
+            if stacked is not None and comparison == "distorted":
+                stacked.voxels[:n] *= DISTORTION
+            for kind in kinds:
+                say(f"{kind}, {COMPARISONS[comparison]}: {repeats} training(s) of {settings.epochs} epochs on "
+                    f"{torch_device} ({settings.name})")
+                data = stacked if kind != "cls-high" else _high_level_samples(high_level[comparison],
+                                                                              high_level["reference"])
+                summary, runs = classifier_test(kind, data, plan.geometry, settings, repeats, seed, torch_device,
+                                                progress=log is not None)
+                say(f"{kind}, {COMPARISONS[comparison]}: AUC {summary['auc']:.4f} +- {summary['auc_err']:.4f}")
+                if comparison == "model":
+                    result["classifiers"][kind] = summary
+                    outputs[kind] = (runs[0].val_labels, runs[0].val_probabilities, runs[0].auc)
+                else:
+                    entry = result["classifiers"][kind]
+                    entry[f"{comparison}_auc"], entry[f"{comparison}_auc_err"] = summary["auc"], summary["auc_err"]
+                lap(f"{kind} {comparison}")
+        for entry in result["classifiers"].values():
+            entry["resolves"] = resolves(entry)
 
     figures = {}
     if "plots" in chosen:
@@ -287,19 +347,35 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
     return result
 
 
-def _header(plan: Plan, gen_sha: str, ref_sha: str, settings: ClassifierSettings, repeats: int, seed: int,
-            chunk_size: int, ref_cached: bool) -> dict:
+def _distorted(features: ShowerFeatures) -> ShowerFeatures:
+    """The per-shower features of the same showers with every thresholded voxel x ``DISTORTION``: energies scale,
+    while centres, widths, sparsity and correlations are ratios or counts and stay (sample-level sums do not
+    follow: only the high-level vector is used)."""
+    return replace(features, e_tot=features.e_tot * DISTORTION, e_layer=features.e_layer * DISTORTION)
+
+
+def _high_level_samples(compared: ShowerFeatures, reference: ShowerFeatures) -> LabelledSamples:
+    return LabelledSamples.join((compared.e_inc, None, compared.high_level_vector()),
+                                (reference.e_inc, None, reference.high_level_vector()))
+
+
+def _header(plan: Plan, gen_sha: str, ref_sha: str, floor_sha: str | None, settings: ClassifierSettings,
+            repeats: int, seed: int, chunk_size: int, ref_cached: bool) -> dict:
     classifiers = [m for m in plan.metrics if m in KINDS]
+    files = {
+        "generated": {"path": str(plan.generated.path), "sha256": gen_sha, "n_showers": plan.generated.n},
+        "reference": {"path": str(plan.reference.path), "sha256": ref_sha, "n_showers": plan.reference.n,
+                      "features_from_cache": ref_cached},
+    }
+    if plan.floor_reference is not None:
+        files["floor_reference"] = {"path": str(plan.floor_reference.path), "sha256": floor_sha,
+                                    "n_showers": plan.floor_reference.n}
     return {
         "caloforge_version": __version__,
         "created_utc": now_utc(),
         "geometry": {"name": plan.geometry.name, "n_voxels": plan.geometry.n_voxels,
                      "description": plan.geometry.describe(), "threshold_mev": plan.threshold},
-        "files": {
-            "generated": {"path": str(plan.generated.path), "sha256": gen_sha, "n_showers": plan.generated.n},
-            "reference": {"path": str(plan.reference.path), "sha256": ref_sha, "n_showers": plan.reference.n,
-                          "features_from_cache": ref_cached},
-        },
+        "files": files,
         "settings": {
             "metrics": list(plan.metrics), "quick": settings is QUICK,
             # the classifiers' settings are the CaloChallenge's (the other metrics have no settings to choose)
@@ -323,9 +399,13 @@ def deviations(plan: Plan, settings: ClassifierSettings, result: dict) -> list[s
     if "cls-resnet" in classifiers:
         notes.append("cls-resnet: a compact 3D ResNet-18 after the published description, trained with the MLP's "
                      "loop in float32 (upstream's exact network and training settings are not reproduced)")
-    if classifiers and plan.generated.n != plan.reference.n:
-        notes.append(f"the files differ in size ({plan.generated.n} vs {plan.reference.n}): the classifiers use "
-                     f"{plan.classifier_showers} random showers of each (upstream requires equal sizes)")
+    if classifiers and plan.floor_reference is None:
+        notes.append(f"the classifiers compare {plan.classifier_showers} generated showers with as many of one half "
+                     "of the reference, and score the floor (the other half against it) and a x "
+                     f"{DISTORTION} distortion on the same numbers (upstream: the whole reference, no floor)")
+    elif classifiers:
+        notes.append(f"the classifiers use {plan.classifier_showers} random showers of each file; the floor is "
+                     f"{Path(plan.floor_reference.path).name} against the reference (upstream requires equal sizes)")
     if classifiers and plan.classifier_showers < 100_000:
         notes.append(f"classifiers on {plan.classifier_showers} showers per sample (ds2/ds3 protocol: 100,000): "
                      "fewer showers make the AUC less sensitive")

@@ -21,6 +21,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from caloforge.evaluate.published import CITATION, published_results
+from caloforge.evaluate.resolution import DISTORTION, quality_auc, verdict
 
 _CLASSIFIER_LABELS = {"cls-low": "AUC low-level (voxels)", "cls-high": "AUC high-level features",
                       "cls-low-normed": "AUC low-level, layer-normalised", "cls-resnet": "AUC 3D ResNet (CNN)"}
@@ -82,17 +83,43 @@ def _grade_separation(value, floor) -> str:
     return "bad" if value >= max(0.1, 5.0 * floor) else "fair"
 
 
+def resolving_power_note(entry: dict) -> str:
+    """The floor and the distortion's AUC of a classifier entry, in words (HTML)."""
+    return (f"Geant4 vs Geant4 {_fmt(entry.get('floor_auc'), 3, entry.get('floor_auc_err'))}, "
+            f"Geant4 &times; {DISTORTION} vs Geant4 {_fmt(entry.get('distorted_auc'), 3, entry.get('distorted_auc_err'))}")
+
+
+def classifier_cell(entry: dict) -> tuple[str, str]:
+    """(the AUC as a table cell's text, its css class): a number only where it may be read as quality."""
+    state = verdict(entry)
+    if state == "unresolved":
+        return "not resolved", "unresolved"
+    if state == "below-floor":
+        return "at the floor", "unresolved"
+    return _fmt(entry["auc"], 3, entry.get("auc_err")), _grade(entry["auc"], 0.55, 0.75)
+
+
+def _classifier_row(kind: str, entry: dict, showers: int | None) -> tuple[str, str, str, str]:
+    value, css = classifier_cell(entry)
+    state = verdict(entry)
+    if state == "unresolved":
+        note = (f"does not resolve a &times; {DISTORTION} distortion of Geant4 at {showers} showers per sample "
+                f"({resolving_power_note(entry)}): no quality claim from this classifier")
+    elif state == "below-floor":
+        note = (f"AUC {_fmt(entry['auc'])} lies below what Geant4 against Geant4 gives ({resolving_power_note(entry)})"
+                ": noise, not quality")
+    else:
+        note = (f"JSD {_fmt(entry['jsd'], 3, entry.get('jsd_std'))}, {entry['repeats']} training(s); 0.5 = "
+                f"indistinguishable, 1 = fully separable; resolving power: {resolving_power_note(entry)}")
+    if not entry.get("protocol", False):
+        note += "; <b>not the protocol's settings</b>"
+    return _CLASSIFIER_LABELS.get(kind, kind), value, css, note
+
+
 def summary_rows(metrics: dict) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str, str]]]:
     """(classifier and distance rows, separation-power rows), each row (metric, value, css class, how to read it)."""
-    rows = []
-    for kind, result in metrics.get("classifiers", {}).items():
-        label = _CLASSIFIER_LABELS.get(kind, kind)
-        value = _fmt(result["auc"], 3, result.get("auc_std"))
-        note = (f"JSD {_fmt(result['jsd'], 3, result.get('jsd_std'))}, {result['repeats']} training(s); "
-                "0.5 = indistinguishable, 1 = fully separable")
-        if not result.get("protocol", False):
-            note += "; <b>not the protocol's settings</b>"
-        rows.append((label, value, _grade(result["auc"], 0.55, 0.75), note))
+    showers = metrics.get("settings", {}).get("classifier_showers_per_class")
+    rows = [_classifier_row(kind, entry, showers) for kind, entry in metrics.get("classifiers", {}).items()]
     for key, label in (("fpd", "FPD &times; 10&sup3;"), ("kpd", "KPD &times; 10&sup3;")):
         if key in metrics:
             result = metrics[key]
@@ -124,6 +151,15 @@ def summary_rows(metrics: dict) -> tuple[list[tuple[str, str, str, str]], list[t
                 note += f"; noise alone &asymp; {_sep(floor)}"
             separation.append((html.escape(name), _sep(entry), _grade_separation(entry, floor), note))
     return rows, separation
+
+
+def html_table(head: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] = ()) -> str:
+    """A plain table from cells that are already HTML (escaped by the caller); ``row_classes`` styles rows."""
+    classes = list(row_classes) + [""] * (len(rows) - len(row_classes))
+    header = "".join(f"<th>{cell}</th>" for cell in head)
+    body = "".join((f'<tr class="{css}">' if css else "<tr>") + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                   for row, css in zip(rows, classes))
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _summary_html(metrics: dict) -> str:
@@ -164,7 +200,7 @@ def _published_html(metrics: dict) -> str:
     ours = {"auc_low": None, "auc_high": None, "auc_cnn": None, "fpd_x1e3": None, "kpd_x1e3": None}
     for kind, key in _PUBLISHED_KEY.items():
         if kind in metrics.get("classifiers", {}):
-            ours[key] = metrics["classifiers"][kind]["auc"]
+            ours[key] = quality_auc(metrics["classifiers"][kind])
     if "fpd" in metrics:
         ours["fpd_x1e3"] = metrics["fpd"]["value_x1e3"]
     if "kpd" in metrics:
@@ -250,7 +286,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 table.summary th { font-weight: 600; white-space: nowrap; } table.summary td.num { font-size: 15px; font-weight: 600; }
 td.note { color: var(--muted); font-size: 12.5px; }
 .good { color: var(--good); } .fair { color: var(--fair); } .bad { color: var(--bad); }
-table.published tr.ours { background: #fff4e5; font-weight: 600; } table.published tr.geant4 { color: var(--muted); }
+.unresolved { color: var(--muted); font-style: italic; }
+table.published tr.ours, tr.ours { background: #fff4e5; font-weight: 600; } table.published tr.geant4 { color: var(--muted); }
 table.published th, table.published td { font-size: 13px; }
 table.layers th, table.layers td { font-size: 11.5px; padding: 2px 5px; }
 .scroll { overflow-x: auto; }

@@ -4,10 +4,14 @@ Each point is timed after a warm-up, over repeated runs (median and spread). The
 from the previous batch size assuming linear cost, an upper bound (per-call overheads shrink per shower with the
 batch): a point estimated past the budget is run once, without warm-up; one estimated past four budgets is not run
 and is reported as an estimate, flagged so, never as a measurement.
+
+Beside the wall time each point records the CPU time of the process and the load average, and is marked *busy* when
+the machine was shared: torch's threads spin when the cores are oversubscribed, so such a figure is worthless.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -34,6 +38,11 @@ class TimingPoint:
     peak_memory_mb: float | None
     measured: bool
     speedup_vs_geant4: float | None = None
+    threads: int | None = None
+    wall_seconds: float | None = None  # of the timed runs together
+    cpu_seconds: float | None = None  # of this process over the same runs
+    load_average: float | None = None  # 1-minute, read right after the runs
+    busy: str | None = None  # why the machine counted as busy, or None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,6 +67,17 @@ def _peak_mb(device: torch.device) -> float | None:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def busy_reason(load_average: float, threads: int, wall_seconds: float, cpu_seconds: float) -> str | None:
+    """Why a timing was taken on a busy machine, or None: other work ran (the load average exceeds the threads in
+    use by more than its own sampling noise), or the process did not even get one core (CPU time well under the
+    wall time; with several threads it may legitimately lie anywhere between 1 and ``threads`` times the wall)."""
+    if load_average > threads + 0.5:
+        return f"load average {load_average:.2f} above the {threads} thread(s) in use"
+    if cpu_seconds < 0.8 * wall_seconds:
+        return f"CPU time {cpu_seconds:.2f} s of {wall_seconds:.2f} s wall: the process did not get a core"
     return None
 
 
@@ -89,17 +109,22 @@ def time_model(model: torch.nn.Module, name: str, options: dict, device: torch.d
             model.sample(energies, generator=generator, **options)  # warm-up: allocations, lazy initialisation
         _reset_peak(device)
         seconds = []
+        cpu_start = time.process_time()
         for _ in range(runs):
             _sync(device)
             start = time.perf_counter()
             model.sample(energies, generator=generator, **options)
             _sync(device)
             seconds.append(time.perf_counter() - start)
+        cpu_seconds, wall_seconds, load = time.process_time() - cpu_start, sum(seconds), os.getloadavg()[0]
+        threads = torch.get_num_threads()
         per_shower = [s / batch_size for s in seconds]
         previous_per_shower = statistics.median(per_shower)
         spread = 1e3 * (max(per_shower) - min(per_shower)) / 2 if runs > 1 else None
         points.append(TimingPoint(name, label, str(device), batch_size, 1e3 * previous_per_shower, spread,
-                                  runs, _peak_mb(device), measured=True))
+                                  runs, _peak_mb(device), measured=True, threads=threads,
+                                  wall_seconds=wall_seconds, cpu_seconds=cpu_seconds, load_average=load,
+                                  busy=busy_reason(load, threads, wall_seconds, cpu_seconds)))
     for point in points:
         if geant4_s:
             point.speedup_vs_geant4 = geant4_s * 1e3 / point.ms_per_shower
@@ -144,11 +169,13 @@ def format_table(points: list[TimingPoint]) -> str:
             if p is None:
                 cells.append(f"{'-':>16s}")
             else:
-                text = f"{p.ms_per_shower:.3g} ms" + ("" if p.measured else " est.")
+                text = f"{p.ms_per_shower:.3g} ms" + ("" if p.measured else " est.") + (" BUSY" if p.busy else "")
                 if p.speedup_vs_geant4:
                     text += f" x{p.speedup_vs_geant4:.3g}"
                 cells.append(f"{text:>16s}")
         lines.append(f"{model[:28]:28s} {options[:22]:22s} {device:7s} " + " ".join(cells))
     lines.append("ms per shower (median of repeats); xN: speed-up over Geant4 on its recorded CPU time; "
                  "est.: not run, extrapolated linearly from the previous batch size")
+    lines += [f"BUSY {p.model} bs {p.batch_size}: {p.busy}; not a speed figure, time again on an idle machine"
+              for p in points if p.busy]
     return "\n".join(lines)
