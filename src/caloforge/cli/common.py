@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from caloforge.checks import Check, device
 from caloforge.data import ShowerFile, open_showers
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry, geometry_for_voxels, load_geometry
@@ -13,6 +16,19 @@ from caloforge.geometry import Geometry, geometry_for_voxels, load_geometry
 GEOMETRY_HELP = "Geometry: ds1-photons, ds1-pions, ds2, ds3, par04, par04-coarse, or a binning XML path. " \
                 "Default: guessed from the voxel count."
 GeometryOption = typer.Option(None, "--geometry", "-g", help=GEOMETRY_HELP)
+
+
+def checked(check: Check) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A typer callback refusing what ``check`` refuses, named as the user wrote it (``--batch-size: ...``)."""
+    def callback(param: typer.CallbackParam, value: Any) -> Any:
+        check(param.opts[0] if param.opts else param.name, value)
+        return value
+    return callback
+
+
+def device_option(default: str | None = "auto", help: str = "cpu, cuda, cuda:1, or auto (a GPU if present).") -> Any:
+    """``--device``: a torch device this machine has."""
+    return typer.Option(default, "--device", help=help, callback=checked(device))
 
 
 def open_with_geometry(path: Path, geometry: str | None) -> tuple[ShowerFile, Geometry]:

@@ -8,15 +8,16 @@ import numpy as np
 import typer
 from tqdm import tqdm
 
-from caloforge.cli.common import GeometryOption, open_with_geometry
+from caloforge.checks import COUNT, SEED, OneOf, Range
+from caloforge.cli.common import GeometryOption, checked, open_with_geometry
 from caloforge.data import OFFICIAL_DATASETS, ShowerFile, ShowerWriter, fetch
-from caloforge.data.intrinsic_dim import levina_bickel, preprocess
+from caloforge.data.intrinsic_dim import PREPROCESSING, levina_bickel, preprocess
 from caloforge.data.transforms import THRESHOLDS_MEV
 from caloforge.geometry import Rebinning, load_geometry
 
 app = typer.Typer(help="Inspect, check, download and rebin CaloChallenge HDF5 shower files.", no_args_is_help=True)
 
-CHUNK = typer.Option(10_000, min=1, help="Showers read at a time (memory stays bounded by this).")
+CHUNK = typer.Option(10_000, callback=checked(COUNT), help="Showers read at a time (memory stays bounded by this).")
 
 
 def _chunks(handle: ShowerFile, chunk_size: int, desc: str) -> tqdm:
@@ -94,12 +95,13 @@ def rebin(
 @app.command("intrinsic-dim")
 def intrinsic_dim(
     file: Path,
-    k: int = typer.Option(20, "--k", min=2, help="Nearest neighbours per shower."),
-    n: int = typer.Option(5000, "--n", min=3, help="Showers drawn (seeded) from the file: neighbour search is O(n^2)."),
-    preprocessing: str = typer.Option("none", "--preprocess", help="none (MeV), scaled (E_vox / (3.1 E_inc)) or "
-                                      "log (log(scaled + 1e-6))."),
+    k: int = typer.Option(20, "--k", callback=checked(Range(2)), help="Nearest neighbours per shower."),
+    n: int = typer.Option(5000, "--n", callback=checked(Range(3)),
+                          help="Showers drawn (seeded) from the file: neighbour search is O(n^2)."),
+    preprocessing: str = typer.Option("none", "--preprocess", callback=checked(OneOf(tuple(PREPROCESSING))),
+                                      help="none (MeV), scaled (E_vox / (3.1 E_inc)) or log (log(scaled + 1e-6))."),
     geometry: str = GeometryOption,
-    seed: int = typer.Option(0, help="Seed of the subsample."),
+    seed: int = typer.Option(0, callback=checked(SEED), help="Seed of the subsample."),
 ) -> None:
     """Levina-Bickel intrinsic dimension of the showers, after the readout threshold: CaloMan's latent size."""
     handle, geo = open_with_geometry(file, geometry)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from caloforge.checks import COUNT, SEED, OneOf
+from caloforge.cli.common import checked, device_option
 from caloforge.errors import CaloforgeError
 
 # torch-heavy modules are imported inside the commands, so that ``caloforge --help`` and ``data`` stay quick
@@ -34,22 +36,31 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     try:
         index, count = (int(v) for v in shard.split("/"))
     except ValueError:
-        raise CaloforgeError(f"--shard '{shard}': expected i/n, e.g. 0/4") from None
+        raise CaloforgeError(f"--shard: expected i/n, e.g. 0/4 (got '{shard}')") from None
     return index, count
+
+
+def _known_sampler(name: str, value: str | None) -> None:
+    from caloforge.models.distill.student import CONSISTENCY
+    from caloforge.sampling import SAMPLERS
+
+    OneOf((*SAMPLERS, CONSISTENCY))(name, value)
 
 
 def generate(
     checkpoint: Path = typer.Argument(..., help="A caloforge checkpoint (model.pt)."),
-    n: int = typer.Option(None, "--n", "--showers", help="Number of showers (default: all energies of --energies "
-                          "FILE). Under torchrun write --showers: torchrun reads --n as one of its own options."),
+    n: int = typer.Option(None, "--n", "--showers", callback=checked(COUNT), help="Number of showers (default: all "
+                          "energies of --energies FILE). Under torchrun write --showers: torchrun reads --n as one of "
+                          "its own options."),
     energies: str = typer.Option("log-uniform:1000:100000", help="FILE.h5 (its incident energies, in order) or "
                                  "log-uniform:LO:HI in MeV."),
-    sampler: str = typer.Option(None, help="Diffusion sampler: ddpm, ddim, dpmpp, heun (default: the checkpoint's)."),
-    steps: int = typer.Option(None, help="Sampler steps (default: the checkpoint's)."),
-    batch_size: int = typer.Option(1000, "--batch-size", "-b"),
-    seed: int = typer.Option(0, help="Seed of the energies and of every batch's noise."),
+    sampler: str = typer.Option(None, callback=checked(_known_sampler),
+                                help="Diffusion sampler: ddpm, ddim, dpmpp, heun (default: the checkpoint's)."),
+    steps: int = typer.Option(None, callback=checked(COUNT), help="Sampler steps (default: the checkpoint's)."),
+    batch_size: int = typer.Option(1000, "--batch-size", "-b", callback=checked(COUNT)),
+    seed: int = typer.Option(0, callback=checked(SEED), help="Seed of the energies and of every batch's noise."),
     shard: str = typer.Option(None, help="i/n: write only shard i of n (default under torchrun: one per rank)."),
-    device: str = typer.Option("auto", help="cpu, cuda, cuda:1, or auto."),
+    device: str = device_option(),
     out: Path = typer.Option(Path("generated.h5"), "--out", "-o"),
 ) -> None:
     """Generate showers with a trained model into a CaloChallenge HDF5 file (written in chunks, atomically)."""
@@ -57,11 +68,11 @@ def generate(
     from caloforge.sampling import incident_energies, merge_shards
     from caloforge.train import distributed, load_model
 
+    given = _parse_shard(shard)
     ctx = distributed.init(device)
     model, ckpt = load_model(checkpoint, map_location="cpu")
     options = dict(ckpt.header.get("sample_defaults", {}))
     options.update({k: v for k, v in (("sampler", sampler), ("steps", steps)) if v is not None})
-    given = _parse_shard(shard)
     part = given or (ctx.rank, ctx.world_size)
     values = incident_energies(energies, n, seed)
     path = generate_showers(model, ckpt.geometry, values, out, batch_size=batch_size, seed=seed, options=options,

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from caloforge.checks import ENERGY_MEV, require_memory
 from caloforge.data import ShowerWriter, open_showers
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
@@ -28,10 +29,14 @@ def incident_energies(spec: str, n: int | None, seed: int) -> np.ndarray:
     match = _LOG_UNIFORM.match(spec)
     if match:
         low, high = float(match[1]), float(match[2])
-        if not 0 < low < high:
-            raise CaloforgeError(f"energies '{spec}': need 0 < LO < HI (MeV)")
+        for bound, value in (("LO", low), ("HI", high)):
+            ENERGY_MEV(f"--energies {spec}: {bound} (MeV)", value)
+        if not low < high:
+            raise CaloforgeError(f"--energies {spec}: need LO < HI (MeV)")
         if n is None:
             raise CaloforgeError("energies from a log-uniform spectrum need --n")
+        # drawn in float64: uniform draws and their exponentials are held at once
+        require_memory(f"--n {n}: the incident energies", 16 * n)
         rng = np.random.default_rng(seed)
         return np.exp(rng.uniform(np.log(low), np.log(high), size=n)).astype(np.float32)
     if spec.endswith((".h5", ".hdf5")):
@@ -63,6 +68,8 @@ def generate(model: torch.nn.Module, geometry: Geometry, energies: np.ndarray, o
              batch_size: int = 1000, seed: int = 0, options: dict | None = None, shard: tuple[int, int] = (0, 1),
              device: torch.device | str = "cpu", attrs: dict | None = None, progress: bool = True) -> Path:
     """Generate one shower per incident energy into ``out`` (or its shard file); returns the path written."""
+    require_memory(f"--batch-size {batch_size}: the showers of one batch ({geometry.n_voxels} voxels each)",
+                   4 * batch_size * geometry.n_voxels)
     device = torch.device(device)
     model = model.to(device).eval()
     n_batches = -(-len(energies) // batch_size)
@@ -72,7 +79,9 @@ def generate(model: torch.nn.Module, geometry: Geometry, energies: np.ndarray, o
     record = {**(attrs or {}), "seed": seed, "batch_size": batch_size, "shard": f"{shard[0]}/{shard[1]}",
               "geometry": geometry.name, **{f"option_{k}": str(v) for k, v in (options or {}).items()}}
     with ShowerWriter(path, geometry.n_voxels, record) as writer:
-        for b in tqdm(batches, desc=f"generating {path.name}", unit="batch", disable=not progress, leave=False):
+        # the bar shows on a terminal only (disable=None), so that logged stderr holds just a failure's one line
+        for b in tqdm(batches, desc=f"generating {path.name}", unit="batch", disable=None if progress else True,
+                      leave=False):
             block = torch.from_numpy(energies[b * batch_size:(b + 1) * batch_size]).to(device)
             showers = model.sample(block, generator=batch_generator(seed, b, device), **(options or {}))
             writer.append(block.cpu().numpy(), showers.float().cpu().numpy())
