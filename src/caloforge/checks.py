@@ -39,7 +39,7 @@ class Range:
             raise CaloforgeError(f"{name}: must be a number {self} (got {value!r})")
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
-        if not (above and below) or math.isnan(value):
+        if not (above and below) or isinstance(value, float) and not math.isfinite(value):
             raise CaloforgeError(f"{name}: must be {self} (got {value})")
 
 

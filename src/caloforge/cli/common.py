@@ -26,9 +26,10 @@ def checked(check: Check) -> Callable[[typer.CallbackParam, Any], Any]:
     return callback
 
 
-def device_option(default: str | None = "auto", help: str = "cpu, cuda, cuda:1, or auto (a GPU if present).") -> Any:
+def device_option(default: str | None = "auto", help_text: str = "cpu, cuda, cuda:1, or auto (a GPU if present)."
+                  ) -> Any:
     """``--device``: a torch device this machine has."""
-    return typer.Option(default, "--device", help=help, callback=checked(device))
+    return typer.Option(default, "--device", help=help_text, callback=checked(device))
 
 
 def open_with_geometry(path: Path, geometry: str | None) -> tuple[ShowerFile, Geometry]:

@@ -23,7 +23,8 @@ def distill(
     teacher: Path = typer.Argument(..., help="A calodiffusion checkpoint to distil."),
     steps: int = typer.Option(2, callback=checked(Range(1, 4)),
                               help="Consistency sampler steps the student's checkpoint generates with (1-4)."),
-    n_intervals: int = typer.Option(30, callback=checked(COUNT), help="Intervals the teacher's schedule is cut into for distillation."),
+    n_intervals: int = typer.Option(30, callback=checked(COUNT),
+                                    help="Intervals the teacher's schedule is cut into for distillation."),
     out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/TEACHER-student)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
     overrides: list[str] = typer.Option([], "--set", help="Override a run value, e.g. --set train.max_steps=200."),
@@ -57,7 +58,8 @@ def export(
                                  "no optimiser state (any family)."),
     half: bool = typer.Option(False, "--half", help="With --weights: store the weights as float16 (half the file; "
                               "they load back into float32)."),
-    steps: int = typer.Option(None, callback=checked(COUNT), help="Sampler steps baked into the graph (default: the checkpoint's)."),
+    steps: int = typer.Option(None, callback=checked(COUNT),
+                              help="Sampler steps baked into the graph (default: the checkpoint's)."),
     par04_order: bool = typer.Option(False, "--par04-order", help="Output voxels in Geant4 Par04's (r, phi, z) "
                                      "order instead of caloforge's (layer, alpha, r); regular geometries only."),
 ) -> None:

@@ -33,8 +33,9 @@ def upsample(
     network, checkpoint = load_model(model)
     if checkpoint.header["family"] != "supercalo":
         raise CaloforgeError(f"{model}: a {checkpoint.header['family']} checkpoint; up-sampling needs a supercalo one")
-    require_memory(f"--batch-size {batch_size} x -k {variations}: the fine showers of one batch "
-                   f"({checkpoint.geometry.n_voxels} voxels each)", 4 * batch_size * variations * checkpoint.geometry.n_voxels)
+    voxels = checkpoint.geometry.n_voxels
+    require_memory(f"--batch-size {batch_size} x -k {variations}: the fine showers of one batch ({voxels} voxels "
+                   "each)", 4 * batch_size * variations * voxels)
     path = upsample_file(network, coarse, out, variations=variations, n=n, batch_size=batch_size, seed=seed,
                          device=distributed.pick_device(device), attrs={"checkpoint": str(model)})
     typer.echo(json.dumps({"out": str(path), "showers": open_showers(path).n, "variations": variations}))

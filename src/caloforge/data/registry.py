@@ -7,14 +7,13 @@ structure (``open_showers`` against the geometry) instead.
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from caloforge.data.io import open_showers
+from caloforge.data.io import claim_target, commit_target, open_showers
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import load_geometry
 
@@ -88,8 +87,7 @@ def fetch(key: str, directory: Path, progress: Callable[[int, int | None], None]
     target = Path(directory) / entry.filename
     if target.exists() and verify(entry, target) is None:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    tmp = claim_target(target)
     try:
         with urllib.request.urlopen(entry.url, timeout=timeout) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -112,5 +110,5 @@ def fetch(key: str, directory: Path, progress: Callable[[int, int | None], None]
     if (problem := verify(entry, tmp)) is not None:
         tmp.unlink(missing_ok=True)
         raise CaloforgeError(f"{entry.filename}: downloaded file rejected: {problem}")
-    os.replace(tmp, target)
+    commit_target(tmp, target)
     return target
