@@ -24,7 +24,7 @@ import yaml
 from caloforge.cli import main
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.geometry import load_geometry
-from caloforge.train import Checkpoint, save_checkpoint
+from caloforge.train import Checkpoint, load_checkpoint, save_checkpoint
 from caloforge.train.checkpoint import geometry_to_dict
 
 ROOT = Path(__file__).parents[1]
@@ -63,6 +63,9 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     for name, values in configs.items():
         paths[name] = folder / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(values))
+    reshaped = load_checkpoint(CALOMAN)
+    reshaped.model[next(iter(reshaped.model))] = torch.zeros(3)
+    paths["reshaped"] = save_checkpoint(folder / "reshaped.pt", reshaped)
     paths["other_family"] = folder / "other-family"
     _last_pt(paths["other_family"], "caloman", "par04-coarse", {})
     paths["other_size"] = folder / "other-size"
@@ -119,6 +122,7 @@ CASES = [
     ("ckpt-one-byte", "generate {byte} --n 10", "byte.pt: not a caloforge checkpoint"),
     ("ckpt-random", "generate {random} --n 10", "random.pt: not a caloforge checkpoint"),
     ("ckpt-data-file", "generate {data} --n 10", "tiny.h5: not a caloforge checkpoint"),
+    ("ckpt-wrong-shapes", "generate {reshaped} --n 10", "reshaped.pt: weights do not fit the model: "),
     ("ckpt-missing", "generate {inputs}/nothing.pt --n 10", "no such checkpoint"),
     ("upsample-ckpt-empty", "upsample {data} -m {empty}", "empty.pt: truncated"),
     ("export-ckpt-text", "export {text} --weights w.pt", "text.pt: not a caloforge checkpoint"),

@@ -126,15 +126,15 @@ def _load_payload(path: Path, map_location: str | torch.device) -> dict:
     return payload
 
 
-def build_model(checkpoint: Checkpoint, use_ema: bool = True) -> nn.Module:
-    """The model of a checkpoint, in eval mode, with its EMA weights when present."""
+def build_model(checkpoint: Checkpoint, use_ema: bool = True, source: str | Path = "checkpoint") -> nn.Module:
+    """The model of a checkpoint (read from ``source``), in eval mode, with its EMA weights when present."""
     from caloforge.models import get_family
     from caloforge.train.config import from_dict
 
     family = get_family(checkpoint.header["family"])
     config = from_dict(family.config, checkpoint.header["model_config"], "checkpoint model_config")
     model = family.build(config, checkpoint.geometry, checkpoint.header["fitted"])
-    load_weights(model, checkpoint.ema if (use_ema and checkpoint.ema is not None) else checkpoint.model, "checkpoint")
+    load_weights(model, checkpoint.ema if (use_ema and checkpoint.ema is not None) else checkpoint.model, source)
     return model.eval()
 
 
@@ -177,7 +177,7 @@ def check_resumable(state: Checkpoint, path: Path, family: str, geometry: Geomet
 
 def load_model(path: str | Path, use_ema: bool = True, map_location: str = "cpu") -> tuple[nn.Module, Checkpoint]:
     checkpoint = load_checkpoint(path, map_location)
-    return build_model(checkpoint, use_ema), checkpoint
+    return build_model(checkpoint, use_ema, path), checkpoint
 
 
 def load_family_checkpoint(path: str | Path, family: str) -> Checkpoint:
@@ -195,7 +195,7 @@ def load_frozen_model(path: str, family: str) -> nn.Module:
     Students hold their teacher through this cache rather than as a submodule, so the teacher never enters the
     student's state_dict or checkpoint, and the student samples without the teacher's file.
     """
-    return build_model(load_family_checkpoint(path, family)).requires_grad_(False)
+    return build_model(load_family_checkpoint(path, family), source=path).requires_grad_(False)
 
 
 def slim(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
