@@ -44,6 +44,10 @@ def test_demo_retrains_generates_evaluates_and_reports(tmp_path, tiny_checkpoint
     assert model["files"]["reference"]["n_showers"] == 1500
     assert load_checkpoint(tmp_path / "demo" / "train" / "par04-coarse-calodiffusion" / "model.pt").header["step"] == 2
     assert 0 <= model["classifiers"]["cls-low"]["auc"] <= 1 and model["timing"]["ms_per_shower"] > 0
+    for entry in model["classifiers"].values():  # every classifier beside what it can resolve at this size
+        assert {"floor_auc", "floor_auc_err", "distorted_auc", "distorted_auc_err", "resolves"} <= set(entry)
+    timing = model["timing"]
+    assert timing["load_average"] >= 0 and timing["cpu_seconds"] > 0 and "busy" in timing
     assert summary["geant4_ms_per_shower"] == pytest.approx(175, rel=0.01)  # recorded in the sample's attributes
     assert any("report:" in m for m in messages)
     text = report.read_text()
@@ -55,6 +59,8 @@ def test_demo_retrains_generates_evaluates_and_reports(tmp_path, tiny_checkpoint
     images, loaded = images_loaded(dom)
     assert images >= 2 and loaded == images
     assert dom.count("<table") >= 2
+    # a coarse model never stands beside the published entries: the table says why, the plane draws it aside
+    assert "no: geometry par04-coarse (359 voxels), not the dataset-2 mesh" in dom
 
 
 def test_shipped_checkpoints_load():
