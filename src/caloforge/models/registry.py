@@ -15,6 +15,7 @@ _MODULES = {
     "caloflow-teacher": "caloforge.models.caloflow.teacher",
     "caloflow-student": "caloforge.models.caloflow.student",
     "caloman": "caloforge.models.caloman",
+    "flowmatch": "caloforge.models.flowmatch",
 }
 
 

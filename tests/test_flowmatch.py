@@ -1,0 +1,107 @@
+"""Flow matching, energy first: layer tokens, the flow ODE through the diffusion samplers, and a trained model's
+showers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.geometry import Rebinning, load_geometry
+from caloforge.models import get_family
+from caloforge.models.flowmatch.model import flow_sigmas, layer_token_index
+from caloforge.sampling.samplers import get_sampler
+from caloforge.train import load_model, run_config_from_dict, train
+from caloforge.train.config import from_dict
+
+TINY = {"width": 16, "depth": 1, "heads": 2, "layer_transforms": 1, "layer_hidden": [16]}
+
+
+@pytest.fixture(scope="module")
+def coarse(tmp_path_factory):
+    """200 bundled Par04 showers rebinned to the irregular par04-coarse: (geometry, energies, showers, file)."""
+    fine, geometry = load_geometry("par04"), load_geometry("par04-coarse")
+    energies, showers = open_showers(sample_path(), fine).read(slice(0, 200))
+    showers = Rebinning(fine, geometry)(showers)
+    path = write_showers(tmp_path_factory.mktemp("data") / "coarse.h5", energies, showers)
+    return geometry, torch.from_numpy(energies), torch.from_numpy(showers), str(path)
+
+
+def tiny_model(geometry, energies, showers):
+    family = get_family("flowmatch")
+    config = from_dict(family.config, TINY, "test")
+    return family.build(config, geometry, family.fit(config, geometry, energies, showers))
+
+
+@pytest.mark.parametrize("name", ["par04", "par04-coarse"])
+def test_layer_tokens_hold_every_voxel_once_and_pad_with_zeros(name):
+    geometry = load_geometry(name)
+    index, positions = layer_token_index(geometry)
+    assert index.shape == (geometry.n_layers, geometry.voxels_per_layer.max())
+    y = torch.randn(3, geometry.n_voxels)
+    tokens = torch.cat([y, torch.zeros(3, 1)], dim=1)[:, index]
+    assert torch.equal(tokens.flatten(1)[:, positions], y)
+    assert int((index == geometry.n_voxels).sum()) == index.numel() - geometry.n_voxels
+    if geometry.is_regular:  # a plain reshape of the layer > alpha > r order
+        assert torch.equal(tokens, y.reshape(3, geometry.n_layers, -1))
+
+
+@pytest.mark.parametrize("sampler, steps", [("ddim", 200), ("heun", 12), ("dpmpp", 12)])
+def test_the_exact_velocity_carries_noise_to_gaussian_data(coarse, sampler, steps):
+    """With the exact velocity of the straight path from N(0, 1) to N(m, s^2), the samplers integrate the flow's
+    ODE in their variable x = x_t / t and land on the data distribution."""
+    geometry, energies, showers, _ = coarse
+    model = tiny_model(geometry, energies, showers)
+    m, s = 1.5, 0.4
+
+    def exact_velocity(x_t, t, *conditions):
+        t = t[:, None, None]
+        variance = (1 - t) ** 2 + (t * s) ** 2
+        return m + (x_t - t * m) * (t * s**2 - (1 - t)) / variance
+
+    model.velocity.forward = exact_velocity
+    layers = torch.zeros(4000, geometry.n_layers)
+    x = flow_sigmas(steps)[0] * torch.randn(4000, 1, 1, generator=torch.Generator().manual_seed(0))
+    x1 = get_sampler(sampler)(model.denoiser(torch.full((4000,), 1e4), layers), x, flow_sigmas(steps))
+    assert abs(float(x1.mean()) - m) < 0.03 and abs(float(x1.std()) - s) < 0.03
+
+
+def run_config(path: str, **train_settings):
+    return run_config_from_dict({"family": "flowmatch", "geometry": "par04-coarse", "model": TINY,
+                                 "data": {"train": path, "val_fraction": 0.2},
+                                 "train": {"epochs": 6, "batch_size": 40, "lr": 3e-3, "warmup_steps": 1,
+                                           "device": "cpu", "snapshot_every": 3, **train_settings}})
+
+
+def test_a_cpu_budget_stops_training_and_resuming_keeps_counting(coarse, tmp_path):
+    """``train.cpu_minutes`` ends the run within the step that spends it, also across a resume."""
+    run = run_config(coarse[3], cpu_minutes=1e-6)
+    train(run, tmp_path / "run", progress=False)
+    train(run, tmp_path / "run", resume=True, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in records] == [1]
+
+
+def test_training_lowers_the_loss_and_sampling_is_seeded_and_keeps_flow_1s_layers(coarse, tmp_path):
+    geometry, energies, showers, path = coarse
+    torch.manual_seed(0)
+    model_path = train(run_config(path), tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["val_loss"] < records[0]["val_loss"]
+    assert all(record["cpu_seconds"] > 0 for record in records)
+    assert sorted(p.name for p in (tmp_path / "run").glob("epoch-*.pt")) == ["epoch-3.pt", "epoch-6.pt"]
+    model, _ = load_model(model_path)
+    draw = lambda seed: model.sample(energies[:50], torch.Generator().manual_seed(seed), steps=3)
+    first = draw(1)
+    assert first.shape == (50, geometry.n_voxels) and torch.isfinite(first).all() and (first >= 0).all()
+    assert torch.equal(first, draw(1)) and not torch.equal(first, draw(2))
+    hit = first[first > 0]
+    assert float(hit.min()) >= model.coding.threshold
+    # every layer holds what flow 1 drew for it (less the dequantisation noise), the shape model only spreads it
+    layers = model.layer_flow.sample(energies[:50], torch.Generator().manual_seed(1))
+    expected = (layers - 0.5 * model.coding.threshold).clamp_min(0)
+    drawn = model.coding.layer_energies(first)
+    lit = drawn > 0
+    assert torch.allclose(drawn[lit], expected[lit], rtol=1e-3)
