@@ -43,7 +43,7 @@ def test_info_on_the_sample(sample) -> None:
     result = runner.invoke(app, ["data", "info", str(sample_path()), "--chunk-size", "300"])
     assert result.exit_code == 0, result.output
     fields = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.strip().splitlines())
-    assert fields["showers"] == "1000"
+    assert fields["showers"] == str(len(energies))
     assert fields["geometry"].startswith("par04 (6480 voxels, regular 45 layers x 16 alpha x 9 r)")
     sparsity = 1 - np.count_nonzero(showers) / showers.size
     assert fields["sparsity"].startswith(f"{sparsity:.3f} ")
@@ -72,9 +72,9 @@ def test_rebin_sample_to_par04_coarse(tmp_path: Path, sample) -> None:
     result = runner.invoke(app, ["data", "rebin", str(sample_path()), str(out), "--to", "par04-coarse",
                                  "--chunk-size", "400"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"{out}: 1000 showers on {load_geometry('par04-coarse').describe()}"
+    assert result.stdout.strip() == f"{out}: {len(energies)} showers on {load_geometry('par04-coarse').describe()}"
     handle = open_showers(out, load_geometry("par04-coarse"))
-    assert (handle.n, handle.n_voxels) == (1000, 359)
+    assert (handle.n, handle.n_voxels) == (len(energies), 359)
     got_energies, coarse = handle.read_all()
     np.testing.assert_array_equal(got_energies, energies)
     np.testing.assert_allclose(coarse.sum(1, dtype=np.float64), showers.sum(1, dtype=np.float64), rtol=1e-5)
