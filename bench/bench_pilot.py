@@ -26,12 +26,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from caloforge.data import open_showers, write_showers  # noqa: E402
-from caloforge.evaluate import evaluate  # noqa: E402
-from caloforge.sampling import generate  # noqa: E402
-from caloforge.train import load_checkpoint, load_model, load_run_config, train  # noqa: E402
+from caloforge.data import open_showers, write_showers
+from caloforge.evaluate import evaluate
+from caloforge.sampling import generate
+from caloforge.train import load_checkpoint, load_model, load_run_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "par04"

@@ -10,13 +10,11 @@ import torch
 
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.geometry import Rebinning, load_geometry
-from caloforge.models import get_family
-from caloforge.models.flowmatch.model import flow_sigmas, layer_token_index
-from caloforge.sampling.samplers import get_sampler
+from caloforge.models.flowmatch.model import layer_token_index
+from caloforge.models.flowmatch.path import integrate
 from caloforge.train import load_model, run_config_from_dict, train
-from caloforge.train.config import from_dict
 
-TINY = {"width": 16, "depth": 1, "heads": 2, "layer_transforms": 1, "layer_hidden": [16]}
+TINY = {"width": 16, "depth": 1, "heads": 2, "energy_width": 16, "energy_depth": 1}
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +25,6 @@ def coarse(tmp_path_factory):
     showers = Rebinning(fine, geometry)(showers)
     path = write_showers(tmp_path_factory.mktemp("data") / "coarse.h5", energies, showers)
     return geometry, torch.from_numpy(energies), torch.from_numpy(showers), str(path)
-
-
-def tiny_model(geometry, energies, showers):
-    family = get_family("flowmatch")
-    config = from_dict(family.config, TINY, "test")
-    return family.build(config, geometry, family.fit(config, geometry, energies, showers))
 
 
 @pytest.mark.parametrize("name", ["par04", "par04-coarse"])
@@ -49,22 +41,17 @@ def test_layer_tokens_hold_every_voxel_once_and_pad_with_zeros(name):
 
 
 @pytest.mark.parametrize("sampler, steps", [("ddim", 200), ("heun", 12), ("dpmpp", 12)])
-def test_the_exact_velocity_carries_noise_to_gaussian_data(coarse, sampler, steps):
+def test_the_exact_velocity_carries_noise_to_gaussian_data(sampler, steps):
     """With the exact velocity of the straight path from N(0, 1) to N(m, s^2), the samplers integrate the flow's
     ODE in their variable x = x_t / t and land on the data distribution."""
-    geometry, energies, showers, _ = coarse
-    model = tiny_model(geometry, energies, showers)
     m, s = 1.5, 0.4
 
-    def exact_velocity(x_t, t, *conditions):
-        t = t[:, None, None]
+    def exact_velocity(x_t, t):
+        t = t[:, None]
         variance = (1 - t) ** 2 + (t * s) ** 2
         return m + (x_t - t * m) * (t * s**2 - (1 - t)) / variance
 
-    model.velocity.forward = exact_velocity
-    layers = torch.zeros(4000, geometry.n_layers)
-    x = flow_sigmas(steps)[0] * torch.randn(4000, 1, 1, generator=torch.Generator().manual_seed(0))
-    x1 = get_sampler(sampler)(model.denoiser(torch.full((4000,), 1e4), layers), x, flow_sigmas(steps))
+    x1 = integrate(exact_velocity, (4000, 1), sampler, steps, torch.Generator().manual_seed(0))
     assert abs(float(x1.mean()) - m) < 0.03 and abs(float(x1.std()) - s) < 0.03
 
 
@@ -84,8 +71,8 @@ def test_a_cpu_budget_stops_training_and_resuming_keeps_counting(coarse, tmp_pat
     assert [record["step"] for record in records] == [1]
 
 
-def test_training_lowers_the_loss_and_sampling_is_seeded_and_keeps_flow_1s_layers(coarse, tmp_path):
-    geometry, energies, showers, path = coarse
+def test_training_lowers_the_loss_and_sampling_is_seeded_and_keeps_the_energy_models_layers(coarse, tmp_path):
+    geometry, energies, _, path = coarse
     torch.manual_seed(0)
     model_path = train(run_config(path), tmp_path / "run", progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -100,7 +87,7 @@ def test_training_lowers_the_loss_and_sampling_is_seeded_and_keeps_flow_1s_layer
     hit = first[first > 0]
     assert float(hit.min()) >= model.coding.threshold
     # every layer holds what flow 1 drew for it (less the dequantisation noise), the shape model only spreads it
-    layers = model.layer_flow.sample(energies[:50], torch.Generator().manual_seed(1))
+    layers = model.energy.sample(energies[:50], torch.Generator().manual_seed(1), steps=3)
     expected = (layers - 0.5 * model.coding.threshold).clamp_min(0)
     drawn = model.coding.layer_energies(first)
     lit = drawn > 0

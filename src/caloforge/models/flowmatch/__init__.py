@@ -1,6 +1,6 @@
-"""Flow matching with energy first: CaloFlow's flow 1 draws the layer energies, a layer transformer trained by
-conditional flow matching draws the shapes (after CaloDREAM, Favaro, Ore, Palacios Schweitzer, Plehn;
-arXiv:2405.09629). Built for quality per CPU-hour: one network shared by all layers, few ODE steps."""
+"""Flow matching, energy first: an MLP draws the layer energies, a transformer over the layers the shapes, both by
+conditional flow matching (after CaloDREAM, Favaro, Ore, Palacios Schweitzer, Plehn; arXiv:2405.09629). Built for
+quality per CPU-hour: one shape network shared by all layers, a few ODE steps."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from caloforge.models.base import Family
 from caloforge.models.flowmatch.config import FlowMatchConfig
 from caloforge.models.flowmatch.model import FlowMatch
 from caloforge.models.flows import fit_preprocessing
-
 
 #: least spread (logit units) a voxel's variable is standardised by: a voxel empty in nearly every fitted shower
 #: has almost none, and its rare hits would land thousands of standard deviations out
@@ -36,7 +35,7 @@ FAMILY = Family(
     fit=fit,
     build=build,
     sample_defaults={"sampler": "heun", "steps": 8},
-    description="Flow matching, energy first: flow 1 for the layer energies, a layer transformer for the shapes",
+    description="Flow matching, energy first: an MLP for the layer energies, a layer transformer for the shapes",
 )
 
 __all__ = ["FAMILY", "FlowMatch", "FlowMatchConfig", "build", "fit"]

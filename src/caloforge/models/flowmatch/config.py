@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from caloforge.errors import CaloforgeError
 
@@ -17,16 +17,16 @@ class FlowMatchConfig:
     heads: int = 4
     #: hidden width of each block's MLP, as a multiple of ``width``
     mlp_ratio: int = 4
-    #: flow 1 (layer energies given E_inc): MADE-RQS blocks and their hidden layers; 45 layers need more than
-    #: CaloFlow's [64, 64] for 5
-    layer_transforms: int = 6
-    layer_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    #: the energy model's residual MLP: width and residual blocks
+    energy_width: int = 256
+    energy_depth: int = 3
     #: logit offset of the layer-fraction and voxel-share variables
     alpha: float = 1e-6
 
     def __post_init__(self) -> None:
-        if min(self.width, self.depth, self.heads, self.mlp_ratio, self.layer_transforms) < 1:
-            raise CaloforgeError("flowmatch: width, depth, heads, mlp_ratio and layer_transforms must be >= 1")
+        if min(self.width, self.depth, self.heads, self.mlp_ratio, self.energy_width, self.energy_depth) < 1:
+            raise CaloforgeError("flowmatch: width, depth, heads, mlp_ratio, energy_width and energy_depth must be "
+                                 ">= 1")
         if self.width % self.heads:
             raise CaloforgeError(f"flowmatch: width {self.width} is not divisible by heads {self.heads}")
         if not 0 < self.alpha < 0.5:

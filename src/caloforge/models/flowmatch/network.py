@@ -83,3 +83,23 @@ class LayerTransformer(nn.Module):
             h = block(h, condition)
         shift, scale = self.modulation(condition).chunk(2, dim=1)
         return self.out(modulate(self.norm(h), shift, scale))
+
+
+class ResidualMLP(nn.Module):
+    """in -> width -> ``depth`` pre-norm residual blocks -> out; the output layer starts at zero."""
+
+    def __init__(self, n_in: int, n_out: int, width: int, depth: int):
+        super().__init__()
+        self.embed = nn.Linear(n_in, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+            for _ in range(depth))
+        self.out = nn.Linear(width, n_out)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.embed(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)

@@ -3,7 +3,7 @@ layer), flow 1 (layer energies), the voxel coding, the conditions, the fitted pr
 
 from caloforge.models.flows.conditions import incident_condition, layer_condition, shower_condition
 from caloforge.models.flows.iaf import InverseAutoregressiveFlow
-from caloforge.models.flows.layer_energy import LayerEnergyFlow, fit_layer_energy
+from caloforge.models.flows.layer_energy import LayerEnergyFlow, LayerVariables, fit_layer_energy
 from caloforge.models.flows.layerwise import LayerwiseFlow, layer_context
 from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 from caloforge.models.flows.made import rqs_blocks, standard_normal_log_prob
@@ -15,6 +15,7 @@ __all__ = [
     "CHUNK",
     "InverseAutoregressiveFlow",
     "LayerEnergyFlow",
+    "LayerVariables",
     "LayerwiseFlow",
     "MaskedAutoregressiveFlow",
     "VoxelCoding",

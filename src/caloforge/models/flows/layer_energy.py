@@ -30,18 +30,17 @@ def fit_layer_energy(layers: Tensor, energies: Tensor, alpha: float = 1e-6) -> d
             "standardize": Standardize(per_feature=True).fit(y, energies).to_dict()}
 
 
-class LayerEnergyFlow(nn.Module):
-    """p(E_0..E_{L-1} | E_inc) as a MAF-RQS over the standardised logit u variables."""
+class LayerVariables(nn.Module):
+    """The layer energies' fitted variables: (N, L) MeV <-> u variables <-> standardised logit u."""
 
     u_scale: Tensor
 
-    def __init__(self, n_layers: int, fitted: dict, transforms: int, hidden: list[int], bins: int = 8):
+    def __init__(self, n_layers: int, fitted: dict):
         super().__init__()
         self.fractions = LayerFractions()
         self.logit = Logit(fitted["alpha"])
         self.standardize = transform_from_dict(fitted["standardize"])
         self.register_buffer("u_scale", torch.tensor([fitted["u0_scale"]] + [1.0] * (n_layers - 1)), persistent=False)
-        self.flow = MaskedAutoregressiveFlow(n_layers, 1, transforms, hidden, bins)
 
     def to_u(self, layers: Tensor, energies: Tensor) -> Tensor:
         return self.fractions.forward(layers, energies)
@@ -55,6 +54,14 @@ class LayerEnergyFlow(nn.Module):
 
     def decode(self, y: Tensor) -> Tensor:
         return self.logit.inverse(self.standardize.inverse(y, None), None) * self.u_scale
+
+
+class LayerEnergyFlow(LayerVariables):
+    """p(E_0..E_{L-1} | E_inc) as a MAF-RQS over the standardised logit u variables."""
+
+    def __init__(self, n_layers: int, fitted: dict, transforms: int, hidden: list[int], bins: int = 8):
+        super().__init__(n_layers, fitted)
+        self.flow = MaskedAutoregressiveFlow(n_layers, 1, transforms, hidden, bins)
 
     def log_prob(self, energies: Tensor, layers: Tensor) -> Tensor:
         """(N,) log-density of the layer energies in the flow's variables (the preprocessing's Jacobian is a
