@@ -13,7 +13,7 @@ from caloforge.models.caloflow import CaloFlowConfig
 from caloforge.models.caloflow.teacher import voxel_flow
 from caloforge.models.flows import MaskedAutoregressiveFlow, layer_sums
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
-from caloforge.train.config import from_dict
+from caloforge.contract import from_dict
 
 TINY_TEACHER = {"layer_transforms": 2, "layer_hidden": [16], "transforms": 2, "hidden": [32], "passes": 4}
 TRAIN = {"epochs": 1, "max_steps": 2, "batch_size": 64, "warmup_steps": 1, "device": "cpu"}

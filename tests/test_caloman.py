@@ -13,7 +13,7 @@ from caloforge.evaluate.features import alpha_layers, compute_features
 from caloforge.models.caloman.autoencoder import layer_moments, share_divergence
 from caloforge.models.flows import shares, shower_condition
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
-from caloforge.train.config import from_dict
+from caloforge.contract import from_dict
 
 TINY = {"latent": 4, "encoder": [64, 64], "decoder": [64, 64], "flow_transforms": 2, "flow_hidden": [32, 32],
         "layer_transforms": 2, "layer_hidden": [16]}

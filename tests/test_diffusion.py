@@ -20,7 +20,8 @@ from caloforge.models.diffusion.glam import GLaM
 from caloforge.models.diffusion.layers import fit_layer_model
 from caloforge.models.diffusion.unet import UNet
 from caloforge.train import RunConfig, load_model, load_run_config, train
-from caloforge.train.config import DataConfig, TrainConfig, from_dict
+from caloforge.contract import from_dict
+from caloforge.train.config import DataConfig, TrainConfig
 
 ALPHA = 3  # the alpha axis of an (N, C, layer, alpha, r) image
 FAMILY = get_family("calodiffusion")

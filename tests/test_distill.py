@@ -15,7 +15,7 @@ from caloforge.data.transforms import THRESHOLDS_MEV
 from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models import get_family
 from caloforge.models.distill import ConsistencyConfig
-from caloforge.train.checkpoint import load_frozen_model
+from caloforge.contract import load_frozen_model
 from caloforge.train import RunConfig, load_checkpoint, load_model, train
 from caloforge.train.config import DataConfig, TrainConfig
 

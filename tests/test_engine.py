@@ -15,7 +15,7 @@ from caloforge.geometry import load_geometry
 from caloforge.models import get_family
 from caloforge.sampling import generate, incident_energies, merge_shards
 from caloforge.train import Checkpoint, load_checkpoint, load_run_config, save_checkpoint
-from caloforge.train.config import from_dict
+from caloforge.contract import from_dict
 
 
 def test_run_config_from_yaml_with_overrides(tmp_path):

@@ -21,7 +21,7 @@ from caloforge.models import get_family
 from caloforge.models.diffusion import CaloDiffusionConfig
 from caloforge.models.distill import ConsistencyConfig, ConsistencyStudent
 from caloforge.train import Checkpoint, load_checkpoint, load_model, save_checkpoint
-from caloforge.train.checkpoint import geometry_to_dict
+from caloforge.contract import geometry_to_dict
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -19,8 +19,8 @@ from caloforge.models.supercalo.resample import upsample_file
 from caloforge.models.supercalo.voxelisation import NEIGHBOURS, CoarseVoxelisation
 from caloforge.sampling import generate
 from caloforge.train import Checkpoint, load_model, save_checkpoint
-from caloforge.train.checkpoint import geometry_to_dict
-from caloforge.train.config import from_dict
+from caloforge.contract import geometry_to_dict
+from caloforge.contract import from_dict
 
 CHOICES = {"A": (1, 2, 5), "B": (3, 4, 1)}
 TINY = {"transforms": 2, "hidden": [16], "layer_transforms": 1, "layer_hidden": [16], "fit_showers": 200}

@@ -2,7 +2,7 @@
 
 Each check is a callable ``check(name, value)`` that raises a one-line ``CaloforgeError`` naming what is allowed,
 e.g. ``--batch-size: must be >= 1 (got 0)``. The same checks guard CLI options (``caloforge.cli.common.checked``)
-and run-config fields (``caloforge.train.config``), so a value is refused where it enters, before any work starts.
+and config fields (``caloforge.contract.checked``), so a value is refused where it enters, before any work starts.
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from tqdm import tqdm
 
 from caloforge.checks import COUNT, SEED, OneOf, Range
 from caloforge.cli.common import GeometryOption, checked, open_with_geometry
+from caloforge.contract import readout_threshold
 from caloforge.data import OFFICIAL_DATASETS, ShowerFile, ShowerWriter, fetch
 from caloforge.data.intrinsic_dim import PREPROCESSING, levina_bickel, preprocess
-from caloforge.data.transforms import THRESHOLDS_MEV
 from caloforge.geometry import Rebinning, load_geometry
 
 app = typer.Typer(help="Inspect, check, download and rebin CaloChallenge HDF5 shower files.", no_args_is_help=True)
@@ -107,7 +107,7 @@ def intrinsic_dim(
     handle, geo = open_with_geometry(file, geometry)
     rows = np.sort(np.random.default_rng(seed).choice(handle.n, size=min(n, handle.n), replace=False))
     energies, showers = handle.read(rows)
-    showers = np.where(showers < THRESHOLDS_MEV.get(geo.name, 0.0), 0.0, showers).astype(np.float64)
+    showers = np.where(showers < readout_threshold(geo), 0.0, showers).astype(np.float64)
     dimension = levina_bickel(preprocess(showers, energies.astype(np.float64), preprocessing), k)
     typer.echo(f"{file}: intrinsic dimension {dimension:.1f} (Levina-Bickel, k={k}, n={len(rows)}, "
                f"preprocess={preprocessing}, {geo.name})")

@@ -68,7 +68,7 @@ def export(
     ONNX inputs: noise (N, voxels), energy (N,) in MeV and, for steps > 1, renoise (steps-1, N, voxels), all noise
     standard normal; output: showers (N, voxels) in MeV. The batch axis is dynamic."""
     from caloforge.train import load_checkpoint, load_model
-    from caloforge.train.checkpoint import save_checkpoint, slim
+    from caloforge.contract import save_checkpoint, slim
 
     if onnx is None and weights is None:
         raise CaloforgeError("export: say what to write: --onnx FILE and/or --weights FILE")

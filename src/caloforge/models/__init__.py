@@ -1,6 +1,5 @@
-"""Model families: each a sub-package registered in ``caloforge.models.registry``."""
+"""Model families: each a sub-package declaring ``FAMILY``, registered in ``caloforge.contract.family``."""
 
-from caloforge.models.base import Family, ShowerModel
-from caloforge.models.registry import family_names, get_family
+from caloforge.contract import Family, ShowerModel, family_names, get_family
 
 __all__ = ["Family", "ShowerModel", "family_names", "get_family"]

@@ -7,37 +7,19 @@ hyper-parameters (checked against the family's dataclass) and the ``train`` sett
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from caloforge.checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, Check, OneOf, Range, device
+from caloforge.checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, OneOf, Range, device
+from caloforge.contract import Checked, as_mapping, checked, family_names, from_dict
 from caloforge.errors import CaloforgeError
 
 
-def checked(check: Check, default: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field that ``check`` guards whenever the dataclass is built (see ``Checked``)."""
-    return field(default=default, metadata={"check": check})
-
-
-class Checked:
-    """Base of the config dataclasses: each ``checked`` field is validated on construction, so a bad value is
-    refused in one line naming its allowed range before any data is read or model built."""
-
-    def __post_init__(self) -> None:
-        for entry in dataclasses.fields(self):
-            if "check" in entry.metadata:
-                entry.metadata["check"](entry.name, getattr(self, entry.name))
-
-
 def known_family(name: str, value: Any) -> None:
-    """A registered model family (the registry is imported only when a config is checked)."""
-    from caloforge.models import family_names
-
+    """A registered model family."""
     OneOf(tuple(family_names()))(name, value)
 
 
@@ -101,50 +83,10 @@ class RunConfig(Checked):
         return dataclasses.asdict(self)
 
 
-def _number(value: Any, hint: Any, where: str) -> Any:
-    """``value`` as the number a field typed ``hint`` holds. YAML 1.1 reads ``3e-4`` (no dot) as a string, and
-    an int where a float goes is fine; anything else that is not a number is refused."""
-    kinds = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
-    if float not in kinds and int not in kinds or value is None or isinstance(value, bool):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise CaloforgeError(f"{where}: {value!r} is not a number") from None
-    if float in kinds:
-        return number
-    if not number.is_integer():
-        raise CaloforgeError(f"{where}: {value!r} is not a whole number")
-    return int(number)
-
-
-def _mapping(values: Any, where: str) -> dict:
-    """``values`` if it is a YAML mapping (``key: value`` lines); a list or a scalar is refused."""
-    if not isinstance(values, dict):
-        raise CaloforgeError(f"{where}: must be a mapping of key: value (got {type(values).__name__} {values!r:.60})")
-    return values
-
-
-def from_dict(cls: type, values: dict, where: str) -> Any:
-    """Build dataclass ``cls`` from a dict, refusing unknown keys, non-numbers in numeric fields and values out of
-    a field's range with a one-line error."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(_mapping(values, where)) - names
-    if unknown:
-        raise CaloforgeError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                             f"known: {', '.join(sorted(names))}")
-    hints = typing.get_type_hints(cls)
-    values = {key: _number(value, hints[key], f"{where}: {key}") for key, value in values.items()}
-    try:
-        return cls(**values)
-    except (TypeError, CaloforgeError) as err:
-        raise CaloforgeError(f"{where}: {err}") from None
-
-
 def run_config_from_dict(values: dict, where: str = "config") -> RunConfig:
-    values = dict(_mapping(values, where))
+    values = dict(as_mapping(values, where))
     for key in ("model", "sample"):
-        values[key] = _mapping(values.get(key) or {}, f"{where}: {key}")
+        values[key] = as_mapping(values.get(key) or {}, f"{where}: {key}")
     data = from_dict(DataConfig, values.pop("data", {}) or {}, f"{where}: data")
     train = from_dict(TrainConfig, values.pop("train", {}) or {}, f"{where}: train")
     for key in ("family", "geometry"):
@@ -165,7 +107,7 @@ def _override(values: dict, item: str) -> None:
     node = values
     *parents, leaf = key.split(".")
     for depth, part in enumerate(parents):
-        node = _mapping(node.setdefault(part, {}), f"--set '{item}': {'.'.join(parents[:depth + 1])}")
+        node = as_mapping(node.setdefault(part, {}), f"--set '{item}': {'.'.join(parents[:depth + 1])}")
     node[leaf] = value
 
 
@@ -176,7 +118,7 @@ def load_run_config(path: str | Path, overrides: list[str] | None = None) -> Run
         values = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise CaloforgeError(f"{path}: cannot read YAML config ({' '.join(str(err).split())})") from None
-    _mapping(values, str(path))
+    as_mapping(values, str(path))
     for item in overrides or []:
         _override(values, item)
     return run_config_from_dict(values, str(path))

@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import load_geometry
-from caloforge.models import get_family
+from caloforge.contract import (Checkpoint, from_dict, geometry_to_dict, get_family, load_checkpoint, load_weights,
+                               save_checkpoint, slim)
 from caloforge.train import distributed
-from caloforge.train.checkpoint import (Checkpoint, check_resumable, geometry_to_dict, load_checkpoint, load_weights,
-                                       save_checkpoint, slim)
-from caloforge.train.config import RunConfig, from_dict
+from caloforge.train.checkpoint import check_resumable
+from caloforge.train.config import RunConfig
 from caloforge.train.data import alpha_augmenter, load_split, make_loader
 
 

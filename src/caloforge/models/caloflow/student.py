@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from caloforge.contract import Family
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.base import Family
 from caloforge.models.caloflow.config import CaloFlowConfig, StudentConfig
 from caloforge.models.caloflow.teacher import CaloFlowTeacher, layer_flow, voxel_flow
 from caloforge.models.flows import (InverseAutoregressiveFlow, VoxelCoding, sample_in_chunks, shower_condition,
                                     standard_normal_log_prob)
-from caloforge.train.checkpoint import load_family_checkpoint, load_frozen_model
-from caloforge.train.config import from_dict
+from caloforge.contract import load_family_checkpoint, load_frozen_model
+from caloforge.contract import from_dict
 
 TEACHER_FAMILY = "caloflow-teacher"
 

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from caloforge.contract import Family
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.base import Family
 from caloforge.models.caloflow.config import CaloFlowConfig
 from caloforge.models.flows import (InverseAutoregressiveFlow, LayerEnergyFlow, LayerwiseFlow, MaskedAutoregressiveFlow,
                                     VoxelCoding, fit_preprocessing, layer_context, sample_in_chunks,

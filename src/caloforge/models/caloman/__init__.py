@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from caloforge.contract import Family
 from caloforge.geometry import Geometry
-from caloforge.models.base import Family
 from caloforge.models.caloman.config import CaloManConfig
 from caloforge.models.caloman.model import CaloMan
 from caloforge.models.flows import fit_preprocessing

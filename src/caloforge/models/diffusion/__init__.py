@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from caloforge.contract import Family
 from caloforge.geometry import Geometry
-from caloforge.models.base import Family
 from caloforge.models.diffusion.config import CaloDiffusionConfig
 from caloforge.models.diffusion.layers import fit_layer_model
 from caloforge.models.diffusion.model import CaloDiffusion, preprocessing

@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from caloforge.contract import readout_threshold
 from caloforge.geometry import Geometry
-from caloforge.models.flows import LayerEnergyFlow, cut, dequantise, fit_layer_energy, layer_sums, readout_threshold
+from caloforge.models.flows import LayerEnergyFlow, cut, dequantise, fit_layer_energy, layer_sums
 
 
 def fit_layer_model(geometry: Geometry, energies: Tensor, showers: Tensor, seed: int = 0) -> dict:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from caloforge.data.transforms import (THRESHOLDS_MEV, Chain, DivideByIncident, LogEnergy, transform_from_dict,
-                                       voxel_preprocessing)
+from caloforge.contract import readout_threshold
+from caloforge.data.transforms import Chain, DivideByIncident, LogEnergy, transform_from_dict, voxel_preprocessing
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.diffusion.config import CaloDiffusionConfig
@@ -28,14 +28,10 @@ from caloforge.models.diffusion.schedule import CosineSchedule, noise_level
 from caloforge.models.diffusion.unet import UNet
 from caloforge.sampling.samplers import get_sampler
 
-#: readout threshold (MeV) for geometries without an entry in THRESHOLDS_MEV (the ds2 value)
-DEFAULT_THRESHOLD_MEV = 0.01515
-
-
 def preprocessing(config: CaloDiffusionConfig, geometry: Geometry) -> Chain:
     """The unfitted voxel chain; irregular (ds1-style, coarse) voxels hold more of the energy, hence the 3.1."""
     scale = config.voxel_scale if config.voxel_scale is not None else (2.0 if geometry.is_regular else 3.1)
-    return voxel_preprocessing(THRESHOLDS_MEV.get(geometry.name, DEFAULT_THRESHOLD_MEV), factor=scale, alpha=1e-6)
+    return voxel_preprocessing(readout_threshold(geometry), factor=scale, alpha=1e-6)
 
 
 def uses_glam(config: CaloDiffusionConfig, geometry: Geometry) -> bool:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from caloforge.contract import Family
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.base import Family
 from caloforge.models.distill.config import ConsistencyConfig
 from caloforge.models.distill.student import CONSISTENCY, TEACHER_FAMILY, ConsistencyStudent
-from caloforge.train.checkpoint import load_family_checkpoint
+from caloforge.contract import load_family_checkpoint
 
 
 def fit(config: ConsistencyConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:

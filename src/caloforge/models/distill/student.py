@@ -24,13 +24,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from caloforge.contract import load_frozen_model
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.diffusion import CaloDiffusion, CaloDiffusionConfig
 from caloforge.models.diffusion.schedule import noise_level
 from caloforge.models.distill.config import ConsistencyConfig
-from caloforge.train.checkpoint import load_frozen_model
-from caloforge.train.config import from_dict
+from caloforge.contract import from_dict
 
 #: sampler name of the few-step consistency sampler; the teacher's samplers (ddim, ...) also run on the student
 CONSISTENCY = "consistency"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from caloforge.contract import Family
 from caloforge.geometry import Geometry
-from caloforge.models.base import Family
 from caloforge.models.flowmatch.config import FlowMatchConfig
 from caloforge.models.flowmatch.model import FlowMatch
 from caloforge.models.flows import fit_preprocessing

@@ -9,7 +9,7 @@ from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 from caloforge.models.flows.made import rqs_blocks, standard_normal_log_prob
 from caloforge.models.flows.preprocessing import fit_preprocessing
 from caloforge.models.flows.sampling import CHUNK, sample_in_chunks
-from caloforge.models.flows.voxels import VoxelCoding, cut, dequantise, layer_sums, readout_threshold, shares
+from caloforge.models.flows.voxels import VoxelCoding, cut, dequantise, layer_sums, shares
 
 __all__ = [
     "CHUNK",
@@ -27,7 +27,6 @@ __all__ = [
     "layer_condition",
     "layer_context",
     "layer_sums",
-    "readout_threshold",
     "rqs_blocks",
     "sample_in_chunks",
     "shares",

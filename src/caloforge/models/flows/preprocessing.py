@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from caloforge.contract import readout_threshold
 from caloforge.geometry import Geometry
 from caloforge.models.flows.layer_energy import fit_layer_energy
-from caloforge.models.flows.voxels import (cut, dequantise, fit_voxel_coding, layer_sums, noisy_layer_sums,
-                                          readout_threshold)
+from caloforge.models.flows.voxels import cut, dequantise, fit_voxel_coding, layer_sums, noisy_layer_sums
 
 FIT_SHOWERS = 10_000
 

@@ -14,16 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from caloforge.data.transforms import THRESHOLDS_MEV, Logit, Standardize, transform_from_dict
+from caloforge.data.transforms import Logit, Standardize, transform_from_dict
 from caloforge.geometry import Geometry
-
-#: readout threshold (MeV) of geometries without an entry in THRESHOLDS_MEV (the ds2 value)
-DEFAULT_THRESHOLD_MEV = 0.01515
-
-
-def readout_threshold(geometry: Geometry) -> float:
-    return THRESHOLDS_MEV.get(geometry.name, DEFAULT_THRESHOLD_MEV)
-
 
 def cut(showers: Tensor, threshold: float) -> Tensor:
     """Voxels under the readout ``threshold`` set to zero."""

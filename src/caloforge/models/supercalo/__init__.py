@@ -1,7 +1,7 @@
 """SuperCalo (Pang, Raine & Shih, arXiv:2308.11700): fine showers up-sampled from coarse ones by one flow shared
 by all coarse voxels. ``FAMILY`` trains the up-sampler; ``chain.combine`` joins it to any coarse-shower model."""
 
-from caloforge.models.base import Family
+from caloforge.contract import Family
 from caloforge.models.supercalo.config import SuperCaloConfig
 from caloforge.models.supercalo.model import SuperCalo, build, fit
 from caloforge.models.supercalo.voxelisation import CoarseVoxelisation

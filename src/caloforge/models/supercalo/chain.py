@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from caloforge.contract import Checkpoint, build_model, load_checkpoint, save_checkpoint
 from caloforge.errors import CaloforgeError
-from caloforge.train.checkpoint import Checkpoint, build_model, load_checkpoint, save_checkpoint
 
 #: what of a coarse checkpoint's header the chain needs to rebuild the coarse model (``model.build_coarse``)
 _COARSE_KEYS = ("family", "model_config", "fitted", "geometry")

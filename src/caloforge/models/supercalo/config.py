@@ -38,5 +38,5 @@ class SuperCaloConfig:
     #: flow rows inverted at a time when sampling: bounds memory (about 0.5 GB at 2048; 4 GB at 65536, and slower);
     #: results do not depend on it (beyond float rounding)
     sample_chunk: int = 2048
-    #: readout threshold applied to generated fine showers, MeV (None: the fine geometry's, see THRESHOLDS_MEV)
+    #: readout threshold applied to generated fine showers, MeV (None: the fine geometry's readout threshold)
     threshold: float | None = None

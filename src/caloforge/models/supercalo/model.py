@@ -13,16 +13,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from caloforge.data.transforms import THRESHOLDS_MEV
+from caloforge.contract import geometry_from_dict, model_from_header, readout_threshold
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models import get_family
 from caloforge.models.supercalo.config import SuperCaloConfig
 from caloforge.models.supercalo.layers import FineLayers, fit_fine_layers
 from caloforge.models.supercalo.upsampler import Upsampler, fit_upsampler
 from caloforge.models.supercalo.voxelisation import CoarseVoxelisation
-from caloforge.train.checkpoint import geometry_from_dict
-from caloforge.train.config import from_dict
 
 
 class SuperCalo(nn.Module):
@@ -35,7 +32,7 @@ class SuperCalo(nn.Module):
         self.layers = FineLayers(voxelisation, config, fitted["layers"])
         self.upsampler = Upsampler(voxelisation, config, fitted["upsampler"])
         self.coarse = coarse
-        self.threshold = THRESHOLDS_MEV.get(voxelisation.fine.name, 0.0) if config.threshold is None \
+        self.threshold = readout_threshold(voxelisation.fine) if config.threshold is None \
             else config.threshold
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
@@ -86,9 +83,7 @@ def build_coarse(spec: dict, expected: Geometry) -> nn.Module:
     if geometry.n_voxels != expected.n_voxels or not geometry.is_regular or geometry.shape != expected.shape:
         raise CaloforgeError(f"coarse model generates {geometry.describe()}, but the up-sampler expects "
                              f"{expected.describe()}")
-    family = get_family(spec["family"])
-    return family.build(from_dict(family.config, spec["model_config"], "coarse model_config"), geometry,
-                        spec["fitted"])
+    return model_from_header(spec, "coarse model")
 
 
 def voxelisation_of(config: SuperCaloConfig, geometry: Geometry) -> CoarseVoxelisation:

@@ -5,7 +5,7 @@ quantities that the coarse shower does not fix, and compare their spread across 
 shower with their spread across coarse showers. A ratio near 0 means the fine showers are copies of each other;
 a sizeable ratio is the variation that lets many fine showers be drawn from fewer coarse ones.
 
-    python -m caloforge.models.supercalo.variations FINE.h5 --variations K
+    python -m caloforge.evaluate.variations FINE.h5 --variations K
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from caloforge.contract import readout_threshold
 from caloforge.data import open_showers
-from caloforge.data.transforms import THRESHOLDS_MEV
 from caloforge.errors import CaloforgeError
 from caloforge.evaluate.correlation import layer_correlations
 from caloforge.geometry import Geometry, load_geometry
@@ -55,7 +55,7 @@ def variation_study(path: str | Path, variations: int, geometry: Geometry, thres
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m caloforge.models.supercalo.variations",
+    parser = argparse.ArgumentParser(prog="python -m caloforge.evaluate.variations",
                                      description="Spread of per-shower quantities across the variations of one "
                                                  "coarse shower vs across coarse showers.")
     parser.add_argument("fine", type=Path, help="output of caloforge upsample --variations K")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--geometry", default="par04")
     args = parser.parse_args(argv)
     geometry = load_geometry(args.geometry)
-    result = variation_study(args.fine, args.variations, geometry, THRESHOLDS_MEV.get(geometry.name, 0.0))
+    result = variation_study(args.fine, args.variations, geometry, readout_threshold(geometry))
     print(json.dumps(result, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""The contract between a model family and caloforge's one trainer and one generation path.
+"""The contract between a model family and caloforge's one trainer and one generation path, and the registry.
 
 A family is a hyper-parameter dataclass plus two functions:
 
@@ -10,17 +10,23 @@ A ``ShowerModel`` is an ``nn.Module`` whose ``forward(energies, showers)`` retur
 DistributedDataParallel synchronises its gradients) and whose ``sample(energies, generator, **options)`` returns
 showers in MeV. Both take raw data: incident energies (N,) and voxel energies (N, voxels) in MeV; preprocessing
 lives inside the model.
+
+A family is a package under ``caloforge.models`` whose ``__init__`` declares ``FAMILY``; registering it is one line
+in ``_MODULES``. The registry imports a family's package only when the family is asked for, so this layer never
+imports ``caloforge.models`` itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
+from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 
 
@@ -42,3 +48,27 @@ class Family:
     #: generation options used when the user gives none (e.g. sampler and steps)
     sample_defaults: dict = field(default_factory=dict)
     description: str = ""
+
+
+#: family name -> the package that declares its ``FAMILY``
+_MODULES = {
+    "calodiffusion": "caloforge.models.diffusion",
+    "calodiffusion-student": "caloforge.models.distill",
+    "supercalo": "caloforge.models.supercalo",
+    "caloflow-teacher": "caloforge.models.caloflow.teacher",
+    "caloflow-student": "caloforge.models.caloflow.student",
+    "caloman": "caloforge.models.caloman",
+    "flowmatch": "caloforge.models.flowmatch",
+}
+
+
+def family_names() -> list[str]:
+    return list(_MODULES)
+
+
+def get_family(name: str) -> Family:
+    if name not in _MODULES:
+        raise CaloforgeError(f"unknown model family '{name}'; available: {', '.join(_MODULES)}")
+    family = import_module(_MODULES[name]).FAMILY
+    assert family.name == name, f"{_MODULES[name]}.FAMILY is named {family.name}, registered as {name}"
+    return family

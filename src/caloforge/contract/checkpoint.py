@@ -1,0 +1,194 @@
+"""caloforge's one checkpoint format: tensors plus a JSON header, loadable without running any code.
+
+The file is a ``torch.save`` of a dict holding only tensors, numbers and strings, read back with
+``torch.load(weights_only=True)``: a file that smuggles pickled objects (code) is refused. The JSON header holds
+everything needed to rebuild the model: family, geometry, hyper-parameters, fitted preprocessing, caloforge version.
+Writes go to a temporary name and are renamed when complete, so a killed run never leaves a broken checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from caloforge import __version__
+from caloforge.contract.config import from_dict
+from caloforge.contract.family import get_family
+from caloforge.data.io import claim_target, commit_target
+from caloforge.errors import CaloforgeError
+from caloforge.geometry import Geometry
+
+FORMAT = "caloforge-checkpoint-v1"
+
+
+def geometry_to_dict(geometry: Geometry) -> dict:
+    return {"name": geometry.name, "layer_ids": list(geometry.layer_ids), "n_alpha": list(geometry.n_alpha),
+            "r_edges": [list(map(float, e)) for e in geometry.r_edges], "particle": geometry.particle,
+            "parent": geometry.parent,
+            "parent_layers": [list(g) for g in geometry.parent_layers] if geometry.parent_layers else None}
+
+
+def geometry_from_dict(values: dict) -> Geometry:
+    return Geometry(name=values["name"], layer_ids=tuple(values["layer_ids"]), n_alpha=tuple(values["n_alpha"]),
+                    r_edges=tuple(np.asarray(e) for e in values["r_edges"]), particle=values.get("particle", ""),
+                    parent=values.get("parent"),
+                    parent_layers=tuple(tuple(g) for g in values["parent_layers"]) if values.get("parent_layers") else None)
+
+
+@dataclass
+class Checkpoint:
+    header: dict
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None = None
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    rng: torch.Tensor | None = None
+
+    @property
+    def geometry(self) -> Geometry:
+        return geometry_from_dict(self.header["geometry"])
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
+    path = Path(path)
+    payload: dict[str, Any] = {"format": FORMAT, "header": json.dumps({**checkpoint.header, "caloforge_version": __version__}),
+                               "model": checkpoint.model}
+    for key in ("ema", "optimizer", "scheduler", "rng"):
+        if getattr(checkpoint, key) is not None:
+            payload[key] = getattr(checkpoint, key)
+    tmp = claim_target(path)
+    try:
+        torch.save(payload, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    commit_target(tmp, path)
+    return path
+
+
+#: the first bytes of a ``torch.save`` file: a zip archive (caloforge never writes torch's older bare pickles)
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Read a checkpoint; anything else is refused in one line saying what the file is."""
+    path = Path(path)
+    payload = _load_payload(path, map_location)
+    header = _header(payload)
+    if header is None or not isinstance(payload.get("model"), dict):
+        raise CaloforgeError(f"{path}: damaged caloforge checkpoint (its header or weights are missing)")
+    return Checkpoint(header=header, model=payload["model"], ema=payload.get("ema"),
+                      optimizer=payload.get("optimizer"), scheduler=payload.get("scheduler"), rng=payload.get("rng"))
+
+
+def _header(payload: dict) -> dict | None:
+    """The JSON header naming at least the family, or None."""
+    try:
+        header = json.loads(payload.get("header"))
+    except (TypeError, ValueError):
+        return None
+    return header if isinstance(header, dict) and "family" in header else None
+
+
+def _load_payload(path: Path, map_location: str | torch.device) -> dict:
+    """The saved dict, unpickled with ``weights_only``: only tensors, numbers and strings, no code."""
+    if not path.is_file():
+        raise CaloforgeError(f"{path}: no such checkpoint")
+    with path.open("rb") as f:
+        magic = f.read(len(ZIP_MAGIC))
+    if not magic:
+        raise CaloforgeError(f"{path}: truncated: the file is empty")
+    if magic != ZIP_MAGIC:
+        raise CaloforgeError(f"{path}: not a caloforge checkpoint (not a PyTorch file)")
+    if not zipfile.is_zipfile(path):
+        raise CaloforgeError(f"{path}: truncated: a PyTorch file cut short (its zip directory is missing)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch names the callable the pickle would have run, e.g. "unsupported GLOBAL posix.system"
+        named = re.search(r"GLOBAL ([\w.]+)", str(err))
+        raise CaloforgeError(f"{path}: refused: contains code ({named[1] if named else 'a pickled object'}, "
+                             "which would run on loading; a checkpoint holds only tensors)") from None
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as err:
+        raise CaloforgeError(f"{path}: not a caloforge checkpoint (unreadable PyTorch file: "
+                             f"{(str(err).strip().splitlines() or [type(err).__name__])[0]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CaloforgeError(f"{path}: not a caloforge checkpoint (no '{FORMAT}' marker)")
+    return payload
+
+
+def model_from_header(header: dict, where: str = "checkpoint") -> nn.Module:
+    """The untrained model a checkpoint header describes (its family, model config, geometry and fitted
+    preprocessing); a SuperCalo chain embeds its coarse model's header the same way."""
+    family = get_family(header["family"])
+    config = from_dict(family.config, header["model_config"], f"{where} model_config")
+    return family.build(config, geometry_from_dict(header["geometry"]), header["fitted"])
+
+
+def build_model(checkpoint: Checkpoint, use_ema: bool = True, source: str | Path = "checkpoint") -> nn.Module:
+    """The model of a checkpoint (read from ``source``), in eval mode, with its EMA weights when present."""
+    model = model_from_header(checkpoint.header)
+    load_weights(model, checkpoint.ema if (use_ema and checkpoint.ema is not None) else checkpoint.model, source)
+    return model.eval()
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str | Path, strict: bool = True) -> None:
+    """``model.load_state_dict(weights)``, with weights of other names or shapes reported in one line.
+
+    ``strict=False`` (a pretrained part) skips names the other side lacks, but shapes must still agree."""
+    expected = model.state_dict()
+    problems = [f"{name} is {tuple(weights[name].shape)}, the model's {tuple(tensor.shape)}"
+                for name, tensor in expected.items() if name in weights and weights[name].shape != tensor.shape]
+    if strict:
+        problems += [f"{name} missing" for name in expected if name not in weights]
+        problems += [f"{name} unknown to the model" for name in weights if name not in expected]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CaloforgeError(f"{source}: weights do not fit the model: {'; '.join(problems[:3])}{more}")
+    model.load_state_dict(weights, strict=strict)
+
+
+def load_model(path: str | Path, use_ema: bool = True, map_location: str = "cpu") -> tuple[nn.Module, Checkpoint]:
+    checkpoint = load_checkpoint(path, map_location)
+    return build_model(checkpoint, use_ema, path), checkpoint
+
+
+def load_family_checkpoint(path: str | Path, family: str) -> Checkpoint:
+    """A checkpoint that must be of ``family`` (a distillation teacher, say)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.header["family"] != family:
+        raise CaloforgeError(f"{path}: expected a {family} checkpoint, not {checkpoint.header['family']}")
+    return checkpoint
+
+
+@cache
+def load_frozen_model(path: str, family: str) -> nn.Module:
+    """The model of a ``family`` checkpoint (EMA weights), frozen, in eval mode, loaded once per path and process.
+
+    Students hold their teacher through this cache rather than as a submodule, so the teacher never enters the
+    student's state_dict or checkpoint, and the student samples without the teacher's file.
+    """
+    return build_model(load_family_checkpoint(path, family), source=path).requires_grad_(False)
+
+
+def slim(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
+    """The checkpoint to ship: averaged (EMA) weights only, no optimiser state.
+
+    ``half`` stores floating-point weights as float16, half the file: ``load_state_dict`` copies them back into the
+    float32 model, which then computes as before (the shipped CaloMan and CaloFlow student, stored so, scored as
+    their float32 originals; a CaloMan's voxels moved by 2e-4 relative, median).
+    """
+    weights = checkpoint.ema if checkpoint.ema is not None else checkpoint.model
+    if half:
+        weights = {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
+    return Checkpoint(header=checkpoint.header, model=weights)
