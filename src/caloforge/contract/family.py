@@ -4,7 +4,8 @@ A family is a hyper-parameter dataclass plus two functions:
 
 - ``fit(config, geometry, energies, showers) -> dict``: what the model learns from the training data before any
   gradient step (fitted preprocessing); JSON-serialisable, stored in the checkpoint header.
-- ``build(config, geometry, fitted) -> ShowerModel``: the network, rebuilt identically from a checkpoint.
+- ``build(config, geometry, fitted) -> ShowerModel``: the network, rebuilt identically from a checkpoint (usually
+  the model class itself).
 
 A ``ShowerModel`` is an ``nn.Module`` whose ``forward(energies, showers)`` returns the scalar training loss (so
 DistributedDataParallel synchronises its gradients) and whose ``sample(energies, generator, **options)`` returns

@@ -6,9 +6,8 @@ samples), helped by matching the teacher block by block: training showers mapped
 mapped back by the student through the same intermediate values, and the student's samples mapped to noise by
 the teacher must retrace the student's intermediates. Flow 1 and the preprocessing are the teacher's, frozen.
 
-The teacher is loaded from ``config.teacher`` when the first training batch arrives and kept in a module-level
-cache, outside the student's submodules: it never enters the student's state_dict or checkpoint, and sampling
-does not need it.
+The teacher is the ``FrozenModel`` named by ``config.teacher``: loaded when the first training batch arrives and
+held outside the student's submodules, so sampling does not need it.
 """
 
 from __future__ import annotations
@@ -19,17 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from caloforge.contract import Family
+from caloforge.contract import Family, FrozenModel
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.caloflow.config import CaloFlowConfig, StudentConfig
+from caloforge.models.caloflow.config import StudentConfig
 from caloforge.models.caloflow.teacher import CaloFlowTeacher, layer_flow, voxel_flow
 from caloforge.models.flows import (InverseAutoregressiveFlow, VoxelCoding, sample_in_chunks, shower_condition,
                                     standard_normal_log_prob)
-from caloforge.contract import load_family_checkpoint, load_frozen_model
-from caloforge.contract import from_dict
 
-TEACHER_FAMILY = "caloflow-teacher"
+TEACHER = FrozenModel("caloflow-teacher")
 
 
 def mean_squared_distance(pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
@@ -41,7 +38,7 @@ class CaloFlowStudent(nn.Module):
 
     def __init__(self, config: StudentConfig, geometry: Geometry, fitted: dict):
         super().__init__()
-        architecture = from_dict(CaloFlowConfig, fitted["teacher_config"], "caloflow-student: teacher_config")
+        architecture = TEACHER.config(fitted)
         self.layer_flow = layer_flow(architecture, geometry, fitted).requires_grad_(False)
         self.coding = VoxelCoding(geometry, fitted["voxels"])
         self.student_flow = voxel_flow(InverseAutoregressiveFlow, architecture, geometry)
@@ -50,7 +47,7 @@ class CaloFlowStudent(nn.Module):
 
     def teacher(self, device: torch.device) -> CaloFlowTeacher:
         """The teacher (loaded once, held outside this module), after checking that flow 1 came from it."""
-        teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(device)
+        teacher = TEACHER.load(self.config, device)
         mine, theirs = self.layer_flow.state_dict(), teacher.layer_flow.state_dict()
         if any(not torch.equal(mine[key], theirs[key]) for key in mine):
             raise CaloforgeError(f"caloflow-student: flow 1 is not the teacher's; set train.init_from to "
@@ -84,23 +81,10 @@ class CaloFlowStudent(nn.Module):
         return self.coding.decode(self.student_flow.sample(shower_condition(energies, layers), generator), layers)
 
 
-def fit(config: StudentConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
-    """The teacher's fitted preprocessing and architecture: the student learns nothing from the data itself."""
-    header = load_family_checkpoint(config.teacher, TEACHER_FAMILY).header
-    if header["geometry"]["name"] != geometry.name:
-        raise CaloforgeError(f"caloflow-student: the teacher {config.teacher} is for {header['geometry']['name']}, "
-                             f"not {geometry.name}")
-    return {**header["fitted"], "teacher_config": header["model_config"]}
-
-
-def build(config: StudentConfig, geometry: Geometry, fitted: dict) -> CaloFlowStudent:
-    return CaloFlowStudent(config, geometry, fitted)
-
-
 FAMILY = Family(
     name="caloflow-student",
     config=StudentConfig,
-    fit=fit,
-    build=build,
+    fit=TEACHER.fit,
+    build=CaloFlowStudent,
     description="CaloFlow student: single-pass IAF voxel flow distilled from a caloflow-teacher checkpoint",
 )

@@ -74,14 +74,10 @@ def fit(config: CaloFlowConfig, geometry: Geometry, energies: Tensor, showers: T
     return fit_preprocessing(geometry, energies, showers, config.alpha)
 
 
-def build(config: CaloFlowConfig, geometry: Geometry, fitted: dict) -> CaloFlowTeacher:
-    return CaloFlowTeacher(config, geometry, fitted)
-
-
 FAMILY = Family(
     name="caloflow-teacher",
     config=CaloFlowConfig,
     fit=fit,
-    build=build,
+    build=CaloFlowTeacher,
     description="CaloFlow teacher: MAF-RQS layer-energy and voxel flows trained jointly by likelihood",
 )

@@ -22,16 +22,12 @@ def fit(config: CaloManConfig, geometry: Geometry, energies: Tensor, showers: Te
     return fit_preprocessing(geometry, energies, showers, config.alpha, dequantised_voxels=False)
 
 
-def build(config: CaloManConfig, geometry: Geometry, fitted: dict) -> CaloMan:
-    return CaloMan(config, geometry, fitted)
-
-
 FAMILY = Family(
     name="caloman",
     config=CaloManConfig,
     fit=fit,
-    build=build,
+    build=CaloMan,
     description="CaloMan: autoencoder onto a learned manifold, coupling RQS flow on its latent, CaloFlow's flow 1",
 )
 
-__all__ = ["FAMILY", "CaloMan", "CaloManConfig", "build", "fit"]
+__all__ = ["FAMILY", "CaloMan", "CaloManConfig", "fit"]

@@ -30,17 +30,13 @@ def fit(config: CaloDiffusionConfig, geometry: Geometry, energies: Tensor, showe
     return fitted
 
 
-def build(config: CaloDiffusionConfig, geometry: Geometry, fitted: dict) -> CaloDiffusion:
-    return CaloDiffusion(config, geometry, fitted)
-
-
 FAMILY = Family(
     name="calodiffusion",
     config=CaloDiffusionConfig,
     fit=fit,
-    build=build,
+    build=CaloDiffusion,
     sample_defaults={"sampler": "ddpm", "steps": 400},
     description="CaloDiffusion: cylindrical 3D U-Net diffusion (cosine schedule, DDPM), GLaM for irregular geometries",
 )
 
-__all__ = ["FAMILY", "CaloDiffusion", "CaloDiffusionConfig", "build", "fit"]
+__all__ = ["FAMILY", "CaloDiffusion", "CaloDiffusionConfig", "fit"]

@@ -43,7 +43,7 @@ class GLaM(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """(N, voxels) -> (N, layers, alpha, r)."""
         layers = [x[:, s] @ w for s, w in zip(self.slices, self.encoders)]
-        return torch.stack(layers, dim=1).reshape(len(x), *self.shape)
+        return torch.stack(layers, dim=1).reshape(x.shape[0], *self.shape)  # shape[0]: see CaloDiffusion.network
 
     def decode(self, grid: Tensor) -> Tensor:
         """(N, layers, alpha, r) -> (N, voxels)."""

@@ -109,11 +109,16 @@ class CaloDiffusion(nn.Module):
         return showers if layers is None else self.layer_model.rescale(showers, layers)
 
     def network(self, x_t: Tensor, energy: Tensor, sigma: Tensor) -> Tensor:
-        """The raw network output F (N, voxels) for VP states ``x_t`` (N, voxels) at noise levels ``sigma`` (N,)."""
-        grid = self.glam.encode(x_t) if self.glam is not None else x_t.reshape(len(x_t), *self.grid_shape)
-        image = torch.cat([grid[:, None], self.images.expand(len(x_t), -1, -1, -1, -1)], dim=1)
-        if image.device.type == "cpu":
-            # oneDNN's 3D convolutions run channels-last (and keep that layout): 25-30 % faster here on Par04
+        """The raw network output F (N, voxels) for VP states ``x_t`` (N, voxels) at noise levels ``sigma`` (N,).
+
+        The batch size is read as ``x_t.shape[0]``, which the ONNX tracer records as a graph value (``len`` would be
+        a constant), so that an exported sampler takes any batch."""
+        batch = x_t.shape[0]
+        grid = self.glam.encode(x_t) if self.glam is not None else x_t.reshape(batch, *self.grid_shape)
+        image = torch.cat([grid[:, None], self.images.expand(batch, -1, -1, -1, -1)], dim=1)
+        if image.device.type == "cpu" and not torch.jit.is_tracing():
+            # oneDNN's 3D convolutions run channels-last (and keep that layout): 25-30 % faster here on Par04;
+            # ONNX has no memory formats
             image = image.contiguous(memory_format=torch.channels_last_3d)
         out = self.unet(image, energy, noise_level(sigma))[:, 0]
         return self.glam.decode(out) if self.glam is not None else out.flatten(1)
@@ -122,7 +127,7 @@ class CaloDiffusion(nn.Module):
         """The estimate of x0 from ``x = x0 + sigma eps`` (sigma a scalar or (N,)), clipped to the range real
         showers occupy: with eps-prediction ``x - sigma eps`` multiplies the network's error by sigma (up to ~8000
         at the top of the cosine schedule), and one unclipped step from there lands far outside any shower."""
-        sigma = sigma.expand(len(x))
+        sigma = sigma.expand(x.shape[0])
         c_in = torch.rsqrt(1 + sigma**2)[:, None]  # sqrt(abar)
         out = self.network(x * c_in, energy, sigma)
         if self.objective == "eps":

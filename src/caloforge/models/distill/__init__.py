@@ -8,36 +8,17 @@ sample defaults.
 
 from __future__ import annotations
 
-from torch import Tensor
-
 from caloforge.contract import Family
-from caloforge.errors import CaloforgeError
-from caloforge.geometry import Geometry
 from caloforge.models.distill.config import ConsistencyConfig
-from caloforge.models.distill.student import CONSISTENCY, TEACHER_FAMILY, ConsistencyStudent
-from caloforge.contract import load_family_checkpoint
-
-
-def fit(config: ConsistencyConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
-    """The teacher's fitted preprocessing and architecture: the student learns nothing from the data itself."""
-    header = load_family_checkpoint(config.teacher, TEACHER_FAMILY).header
-    if header["geometry"]["name"] != geometry.name:
-        raise CaloforgeError(f"calodiffusion-student: the teacher {config.teacher} is for "
-                             f"{header['geometry']['name']}, not {geometry.name}")
-    return {**header["fitted"], "teacher_config": header["model_config"]}
-
-
-def build(config: ConsistencyConfig, geometry: Geometry, fitted: dict) -> ConsistencyStudent:
-    return ConsistencyStudent(config, geometry, fitted)
-
+from caloforge.models.distill.student import CONSISTENCY, TEACHER, ConsistencyStudent
 
 FAMILY = Family(
     name="calodiffusion-student",
     config=ConsistencyConfig,
-    fit=fit,
-    build=build,
+    fit=TEACHER.fit,
+    build=ConsistencyStudent,
     sample_defaults={"sampler": CONSISTENCY, "steps": 2},
     description="CaloDiffusion consistency student: 1-4 step sampling, distilled from a calodiffusion checkpoint",
 )
 
-__all__ = ["FAMILY", "ConsistencyConfig", "ConsistencyStudent", "build", "fit"]
+__all__ = ["FAMILY", "ConsistencyConfig", "ConsistencyStudent"]

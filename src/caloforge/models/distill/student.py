@@ -5,14 +5,15 @@ parametrisation ``D(x, 0) = x`` exactly, which is the boundary condition f(x, 0)
 distillation, as in the CaloDiffusion repo and CaloClouds II): draw a level index n in 1..N of the discretised
 schedule ``0 = s_0 < s_1 < ... < s_N``, noise a training shower to ``x_n = x0 + s_n eps``, take one deterministic
 teacher DDIM step to ``x_{n-1}``, and pull the student's ``f(x_n, s_n)`` towards the target network's
-``f(x_{n-1}, s_{n-1})`` (squared distance weighted by 1 / (1 + s_n^2), see ``forward``). The target is an exponential moving average (decay mu) of the student; both start as
-copies of the teacher.
+``f(x_{n-1}, s_{n-1})`` (squared distance weighted by 1 / (1 + s_n^2), see ``forward``). The target is an
+exponential moving average (decay mu) of the student; both start as copies of the teacher. The student's network
+and x0 estimate are the teacher's own (``CaloDiffusion.network`` and ``denoise``, clamp included).
 
 Training state lives in the module so that the shared trainer runs it unchanged and resumes it exactly: the target
 network is a frozen submodule (its weights are in the checkpoint; the trainer's EMA averages them with the rest,
 harmlessly), and ``updates`` counts training batches. At the first training batch the student copies the teacher
 (no ``train.init_from`` needed); at each later one the target moves towards the student, which the optimiser
-changed after the previous batch. The teacher itself is loaded lazily from ``config.teacher`` (see ``teacher.py``).
+changed after the previous batch. The teacher itself is the ``FrozenModel`` named by ``config.teacher``.
 
 Sampling (Song et al. Algorithm 1): ``x0 = f(sigma_max z)``, then per further level s: ``x0 = f(x0 + s z')``.
 All noise is drawn up front from the generator and passed to ``decode``, a deterministic function of it, which
@@ -22,21 +23,19 @@ All noise is drawn up front from the generator and passed to ``decode``, a deter
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from caloforge.contract import load_frozen_model
+from caloforge.contract import FrozenModel
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.diffusion import CaloDiffusion, CaloDiffusionConfig
-from caloforge.models.diffusion.schedule import noise_level
+from caloforge.models.diffusion import CaloDiffusion
 from caloforge.models.distill.config import ConsistencyConfig
-from caloforge.contract import from_dict
 
 #: sampler name of the few-step consistency sampler; the teacher's samplers (ddim, ...) also run on the student
 CONSISTENCY = "consistency"
 
-#: the family a consistency student distils
-TEACHER_FAMILY = "calodiffusion"
+#: the calodiffusion checkpoint a student distils
+TEACHER = FrozenModel("calodiffusion")
 
 
 class ConsistencyStudent(CaloDiffusion):
@@ -46,7 +45,7 @@ class ConsistencyStudent(CaloDiffusion):
     updates: Tensor
 
     def __init__(self, config: ConsistencyConfig, geometry: Geometry, fitted: dict):
-        architecture = from_dict(CaloDiffusionConfig, fitted["teacher_config"], "calodiffusion-student: teacher_config")
+        architecture = TEACHER.config(fitted)
         super().__init__(architecture, geometry, fitted)
         if config.n_intervals > self.schedule.n_steps:
             raise CaloforgeError(f"calodiffusion-student: n_intervals {config.n_intervals} exceeds the teacher's "
@@ -57,36 +56,12 @@ class ConsistencyStudent(CaloDiffusion):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.target = CaloDiffusion(architecture, geometry, fitted).requires_grad_(False)
 
-    def network(self, x_t: Tensor, energy: Tensor, sigma: Tensor) -> Tensor:
-        """The teacher's network call, with the batch size taken from ``x.shape`` instead of ``len(x)``: the ONNX
-        tracer records the former as a graph value and the latter as a constant, which would fix the batch size."""
-        batch = x_t.shape[0]
-        if self.glam is not None:
-            layers = [x_t[:, s] @ w for s, w in zip(self.glam.slices, self.glam.encoders)]
-            grid = torch.stack(layers, dim=1).reshape(batch, *self.grid_shape)
-        else:
-            grid = x_t.reshape(batch, *self.grid_shape)
-        image = torch.cat([grid[:, None], self.images.expand(batch, -1, -1, -1, -1)], dim=1)
-        if image.device.type == "cpu" and not torch.jit.is_tracing():  # ONNX has no memory formats
-            image = image.contiguous(memory_format=torch.channels_last_3d)
-        out = self.unet(image, energy, noise_level(sigma))[:, 0]
-        return self.glam.decode(out) if self.glam is not None else out.flatten(1)
-
-    def denoise(self, x: Tensor, sigma: Tensor, energy: Tensor) -> Tensor:
-        """The teacher's x0 estimate (see ``network`` for why it is restated here)."""
-        sigma = sigma.expand(x.shape[0])
-        c_in = torch.rsqrt(1 + sigma**2)[:, None]
-        out = self.network(x * c_in, energy, sigma)
-        if self.objective == "eps":
-            return x - sigma[:, None] * out
-        return c_in**2 * x + sigma[:, None] * c_in * out
-
     def _training_step_start(self) -> None:
         """Initialise from the teacher at the first training batch, afterwards move the target towards the student."""
         mine = {k: v for k, v in self.state_dict().items() if not k.startswith("target.") and k != "updates"}
         with torch.no_grad():
             if int(self.updates) == 0:
-                teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(self.levels.device).state_dict()
+                teacher = TEACHER.load(self.config, self.levels.device).state_dict()
                 if teacher.keys() != mine.keys():
                     raise CaloforgeError(f"calodiffusion-student: {self.config.teacher} does not match the student's "
                                          "architecture")
@@ -102,7 +77,7 @@ class ConsistencyStudent(CaloDiffusion):
         """The consistency-distillation loss of one batch: squared distance in the preprocessed space."""
         if self.training:
             self._training_step_start()
-        teacher = load_frozen_model(self.config.teacher, TEACHER_FAMILY).to(showers.device)
+        teacher = TEACHER.load(self.config, showers.device)
         x0 = self.preprocessing.forward(showers, energies)
         energy = self.shower_condition(energies, self.training_layers(showers))
         n = torch.randint(1, len(self.levels), (len(x0),), device=x0.device)
