@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,6 +66,24 @@ def shard_path(out: Path, shard: int, n_shards: int) -> Path:
 
 
 @torch.no_grad()
+def write_showers(out: Path, n_voxels: int, record: dict, batches: Iterable[tuple[int, Any]], n_batches: int,
+                  draw: Callable[[Any, torch.Generator], tuple[torch.Tensor, torch.Tensor]], *, seed: int,
+                  device: torch.device, progress: bool) -> Path:
+    """The generation loop: ``draw(batch, generator)`` gives the (energies, showers) of each ``(b, batch)`` of
+    ``batches``, batch b drawing its noise from ``batch_generator(seed, b)``; written to ``out`` with ``record``
+    and the seconds it took."""
+    started = time.perf_counter()
+    with ShowerWriter(out, n_voxels, record) as writer:
+        # the bar shows on a terminal only (disable=None), so that logged stderr holds just a failure's one line
+        for b, batch in tqdm(batches, total=n_batches, desc=f"generating {out.name}", unit="batch",
+                             disable=None if progress else True, leave=False):
+            energies, showers = draw(batch, batch_generator(seed, b, device))
+            writer.append(energies.cpu().numpy(), showers.float().cpu().numpy())
+        writer.attrs["seconds"] = time.perf_counter() - started
+    return out
+
+
+@torch.no_grad()
 def generate(model: torch.nn.Module, geometry: Geometry, energies: np.ndarray, out: str | Path, *,
              batch_size: int = 1000, seed: int = 0, options: dict | None = None, shard: tuple[int, int] = (0, 1),
              device: torch.device | str = "cpu", attrs: dict | None = None, progress: bool = True) -> Path:
@@ -74,19 +94,16 @@ def generate(model: torch.nn.Module, geometry: Geometry, energies: np.ndarray, o
     model = model.to(device).eval()
     n_batches = -(-len(energies) // batch_size)
     batches = shard_batches(n_batches, *shard)
-    path = shard_path(Path(out), *shard)
-    started = time.perf_counter()
     record = {**(attrs or {}), "seed": seed, "batch_size": batch_size, "shard": f"{shard[0]}/{shard[1]}",
               "geometry": geometry.name, **{f"option_{k}": str(v) for k, v in (options or {}).items()}}
-    with ShowerWriter(path, geometry.n_voxels, record) as writer:
-        # the bar shows on a terminal only (disable=None), so that logged stderr holds just a failure's one line
-        for b in tqdm(batches, desc=f"generating {path.name}", unit="batch", disable=None if progress else True,
-                      leave=False):
-            block = torch.from_numpy(energies[b * batch_size:(b + 1) * batch_size]).to(device)
-            showers = model.sample(block, generator=batch_generator(seed, b, device), **(options or {}))
-            writer.append(block.cpu().numpy(), showers.float().cpu().numpy())
-        writer.attrs["seconds"] = time.perf_counter() - started
-    return path
+
+    def draw(block: np.ndarray, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        block = torch.from_numpy(block).to(device)
+        return block, model.sample(block, generator=generator, **(options or {}))
+
+    blocks = ((b, energies[b * batch_size:(b + 1) * batch_size]) for b in batches)
+    return write_showers(shard_path(Path(out), *shard), geometry.n_voxels, record, blocks, len(batches), draw,
+                         seed=seed, device=device, progress=progress)
 
 
 def merge_shards(out: str | Path, n_shards: int, remove: bool = True) -> Path:

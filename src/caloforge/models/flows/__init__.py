@@ -8,7 +8,7 @@ from caloforge.models.flows.layerwise import LayerwiseFlow, layer_context
 from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 from caloforge.models.flows.made import rqs_blocks, standard_normal_log_prob
 from caloforge.models.flows.preprocessing import fit_preprocessing
-from caloforge.models.flows.sampling import CHUNK, sample_in_chunks
+from caloforge.models.flows.sampling import CHUNK, decode_in_chunks, in_chunks, sample_in_chunks
 from caloforge.models.flows.voxels import VoxelCoding, cut, dequantise, layer_sums, shares
 
 __all__ = [
@@ -20,9 +20,11 @@ __all__ = [
     "MaskedAutoregressiveFlow",
     "VoxelCoding",
     "cut",
+    "decode_in_chunks",
     "dequantise",
     "fit_layer_energy",
     "fit_preprocessing",
+    "in_chunks",
     "incident_condition",
     "layer_condition",
     "layer_context",

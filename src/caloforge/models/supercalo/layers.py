@@ -16,10 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from caloforge.data.transforms import LayerFractions, Logit, Standardize, transform_from_dict
-from caloforge.models.flows import MaskedAutoregressiveFlow
+from caloforge.models.flows import MaskedAutoregressiveFlow, decode_in_chunks
 from caloforge.models.supercalo.conditions import log_energy
 from caloforge.models.supercalo.config import SuperCaloConfig
-from caloforge.models.supercalo.flow import sample_chunked
 from caloforge.models.supercalo.voxelisation import CoarseVoxelisation
 
 
@@ -70,7 +69,7 @@ class FineLayers(nn.Module):
         if self.flow is None:
             fine[:, self.groups[:, 0]] = coarse_layers
             return fine
-        y = sample_chunked(self.flow, self._context(energies, coarse_layers), generator, self.config.sample_chunk)
+        y = decode_in_chunks(self.flow, self._context(energies, coarse_layers), generator, self.config.sample_chunk)
         split = self.logit.inverse(self.target.inverse(y, energies), energies).reshape(-1, self.groups.shape[1] - 1)
         variables = torch.cat([torch.ones_like(split[:, :1]), split], dim=1)
         grouped = self.fractions.inverse(variables, coarse_layers.flatten())

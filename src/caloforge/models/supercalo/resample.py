@@ -2,22 +2,21 @@
 
 This is SuperCalo's second use beside the full chain: coarse showers from anywhere (a coarse model, or Geant4
 showers coarse-grained) are turned into fine ones, and many fine showers can be drawn from fewer coarse ones. The
-K variations of coarse shower n are rows n K .. n K + K - 1 of the output, with its incident energy. As in
-``caloforge generate``, batch b draws its noise from a generator seeded by (seed, b).
+K variations of coarse shower n are rows n K .. n K + K - 1 of the output, with its incident energy. It runs
+through ``caloforge generate``'s loop: batch b draws its noise from a generator seeded by (seed, b).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+import numpy as np
 import torch
-from tqdm import tqdm
 
-from caloforge.data import ShowerWriter, open_showers
+from caloforge.data import open_showers
 from caloforge.errors import CaloforgeError
 from caloforge.models.supercalo.model import SuperCalo
-from caloforge.sampling.generate import batch_generator
+from caloforge.sampling.generate import write_showers
 
 
 @torch.no_grad()
@@ -32,17 +31,14 @@ def upsample_file(model: SuperCalo, coarse_path: str | Path, out: str | Path, *,
     model = model.to(device).eval()
     handle = open_showers(coarse_path, model.voxelisation.coarse)
     n = handle.n if n is None else min(n, handle.n)
-    started = time.perf_counter()
     record = {**(attrs or {}), "source": str(coarse_path), "variations": variations, "seed": seed,
               "batch_size": batch_size, "geometry": model.voxelisation.fine.name}
-    chunks = handle.iter_chunks(batch_size, stop=n)
-    with ShowerWriter(out, model.voxelisation.fine.n_voxels, record) as writer:
-        for b, (energies, coarse) in enumerate(tqdm(chunks, total=-(-n // batch_size), unit="batch",
-                                                    desc=f"up-sampling {Path(coarse_path).name}", leave=False,
-                                                    disable=not progress)):
-            energies = torch.from_numpy(energies).to(device).repeat_interleave(variations)
-            coarse = torch.from_numpy(coarse).to(device).repeat_interleave(variations, dim=0)
-            fine = model.upsample(energies, coarse, generator=batch_generator(seed, b, device))
-            writer.append(energies.cpu().numpy(), fine.cpu().numpy())
-        writer.attrs["seconds"] = time.perf_counter() - started
-    return Path(out)
+
+    def draw(chunk: tuple[np.ndarray, np.ndarray], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        energies = torch.from_numpy(chunk[0]).to(device).repeat_interleave(variations)
+        coarse = torch.from_numpy(chunk[1]).to(device).repeat_interleave(variations, dim=0)
+        return energies, model.upsample(energies, coarse, generator=generator)
+
+    return write_showers(Path(out), model.voxelisation.fine.n_voxels, record,
+                         enumerate(handle.iter_chunks(batch_size, stop=n)), -(-n // batch_size), draw, seed=seed,
+                         device=device, progress=progress)

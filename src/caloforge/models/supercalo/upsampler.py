@@ -20,10 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from caloforge.data.transforms import Logit, Standardize, transform_from_dict
-from caloforge.models.flows import MaskedAutoregressiveFlow
+from caloforge.models.flows import MaskedAutoregressiveFlow, decode_in_chunks
 from caloforge.models.supercalo.conditions import energy_conditions, position_codes
 from caloforge.models.supercalo.config import SuperCaloConfig
-from caloforge.models.supercalo.flow import sample_chunked
 from caloforge.models.supercalo.voxelisation import CoarseVoxelisation
 
 
@@ -105,7 +104,7 @@ class Upsampler(nn.Module):
 
     def _draw(self, context: Tensor, generator: torch.Generator | None) -> Tensor:
         """(M, voxel_size) shares, one draw of the flow per context row (not renormalised)."""
-        y = sample_chunked(self.flow, context, generator, self.config.sample_chunk)
+        y = decode_in_chunks(self.flow, context, generator, self.config.sample_chunk)
         return self.logit.inverse(self.target.inverse(y, None), None)
 
 
