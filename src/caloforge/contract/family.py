@@ -31,6 +31,11 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 
 
+#: training showers a family's ``fit`` uses at most (the training set arrives shuffled): more would move a few
+#: standardisation numbers by nothing that matters, and would hold several copies of a ds3 file in memory
+FIT_SHOWERS = 10_000
+
+
 @runtime_checkable
 class ShowerModel(Protocol):
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor: ...

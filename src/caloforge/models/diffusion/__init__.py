@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from caloforge.contract import Family
+from caloforge.contract import FIT_SHOWERS, Family
 from caloforge.geometry import Geometry
 from caloforge.models.diffusion.config import CaloDiffusionConfig
 from caloforge.models.diffusion.layers import fit_layer_model
 from caloforge.models.diffusion.model import CaloDiffusion, preprocessing
-
-#: showers the preprocessing's standardisation is fitted on (the training set arrives shuffled); more changes
-#: two global numbers by nothing that matters, and would hold several copies of a ds3 file in memory
-FIT_SHOWERS = 10_000
-
 
 def fit(config: CaloDiffusionConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
     """The preprocessing chain (and the layer-energy flow's variables) fitted on (the first ``FIT_SHOWERS`` of)

@@ -1,7 +1,7 @@
 """The preprocessing both flow families fit before training: flow 1's u variables and the voxel coding.
 
 Both are fitted on the same dequantised showers (seeded noise), the first ``FIT_SHOWERS`` of the (shuffled)
-training set: more would change a few standardisation numbers by nothing that matters.
+training set.
 """
 
 from __future__ import annotations
@@ -9,12 +9,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from caloforge.contract import readout_threshold
+from caloforge.contract import FIT_SHOWERS, readout_threshold
 from caloforge.geometry import Geometry
 from caloforge.models.flows.layer_energy import fit_layer_energy
 from caloforge.models.flows.voxels import cut, dequantise, fit_voxel_coding, layer_sums, noisy_layer_sums
-
-FIT_SHOWERS = 10_000
 
 
 def fit_preprocessing(geometry: Geometry, energies: Tensor, showers: Tensor, alpha: float = 1e-6,
