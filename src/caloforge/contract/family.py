@@ -7,6 +7,9 @@ A family is a hyper-parameter dataclass plus two functions:
 - ``build(config, geometry, fitted) -> ShowerModel``: the network, rebuilt identically from a checkpoint (usually
   the model class itself).
 
+A family trained on top of a frozen model of another family (a student on its teacher) declares that model
+(``frozen``, a ``FrozenModel``) instead of ``fit``: it takes the frozen model's fitted preprocessing.
+
 A ``ShowerModel`` is an ``nn.Module`` whose ``forward(energies, showers)`` returns the scalar training loss (so
 DistributedDataParallel synchronises its gradients) and whose ``sample(energies, generator, **options)`` returns
 showers in MeV. Both take raw data: incident energies (N,) and voxel energies (N, voxels) in MeV; preprocessing
@@ -22,13 +25,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
+
+if TYPE_CHECKING:  # frozen.py loads checkpoints, whose loading needs this module's registry
+    from caloforge.contract.frozen import FrozenModel
 
 
 #: training showers a family's ``fit`` uses at most (the training set arrives shuffled): more would move a few
@@ -49,11 +55,19 @@ class Family:
 
     name: str
     config: type
-    fit: Callable[[Any, Geometry, Tensor, Tensor], dict]
     build: Callable[[Any, Geometry, dict], nn.Module]
+    fit: Callable[[Any, Geometry, Tensor, Tensor], dict] | None = None
+    #: the frozen model this family trains on top of; its ``fit`` is the family's
+    frozen: FrozenModel | None = None
     #: generation options used when the user gives none (e.g. sampler and steps)
     sample_defaults: dict = field(default_factory=dict)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.fit is None) == (self.frozen is None):
+            raise TypeError(f"family {self.name}: declare either fit or the frozen model it trains on top of")
+        if self.frozen is not None:
+            object.__setattr__(self, "fit", self.frozen.fit)
 
 
 #: family name -> the package that declares its ``FAMILY``

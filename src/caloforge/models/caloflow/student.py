@@ -84,7 +84,7 @@ class CaloFlowStudent(nn.Module):
 FAMILY = Family(
     name="caloflow-student",
     config=StudentConfig,
-    fit=TEACHER.fit,
+    frozen=TEACHER,
     build=CaloFlowStudent,
     description="CaloFlow student: single-pass IAF voxel flow distilled from a caloflow-teacher checkpoint",
 )

@@ -15,7 +15,7 @@ from caloforge.models.distill.student import CONSISTENCY, TEACHER, ConsistencySt
 FAMILY = Family(
     name="calodiffusion-student",
     config=ConsistencyConfig,
-    fit=TEACHER.fit,
+    frozen=TEACHER,
     build=ConsistencyStudent,
     sample_defaults={"sampler": CONSISTENCY, "steps": 2},
     description="CaloDiffusion consistency student: 1-4 step sampling, distilled from a calodiffusion checkpoint",
