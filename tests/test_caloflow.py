@@ -5,28 +5,24 @@ from __future__ import annotations
 import pytest
 import torch
 
+from caloforge.contract import from_dict
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.errors import CaloforgeError
-from caloforge.geometry import Rebinning, load_geometry
+from caloforge.geometry import load_geometry
 from caloforge.models import get_family
 from caloforge.models.caloflow import CaloFlowConfig
 from caloforge.models.caloflow.teacher import voxel_flow
 from caloforge.models.flows import MaskedAutoregressiveFlow, layer_sums
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
-from caloforge.contract import from_dict
 
 TINY_TEACHER = {"layer_transforms": 2, "layer_hidden": [16], "transforms": 2, "hidden": [32], "passes": 4}
 TRAIN = {"epochs": 1, "max_steps": 2, "batch_size": 64, "warmup_steps": 1, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
-def coarse(tmp_path_factory):
+def coarse(rebinned_sample):
     """300 bundled Par04 showers rebinned to par04-coarse: (geometry, energies, showers, file)."""
-    fine, geometry = load_geometry("par04"), load_geometry("par04-coarse")
-    energies, showers = open_showers(sample_path(), fine).read(slice(0, 300))
-    showers = Rebinning(fine, geometry)(showers)
-    path = write_showers(tmp_path_factory.mktemp("data") / "coarse.h5", energies, showers)
-    return geometry, torch.from_numpy(energies), torch.from_numpy(showers), str(path)
+    return rebinned_sample(300)
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.contract import from_dict
 from caloforge.errors import CaloforgeError
-from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models import get_family
 from caloforge.evaluate.features import alpha_layers, compute_features
 from caloforge.models.caloman.autoencoder import layer_moments, share_divergence
 from caloforge.models.flows import shares, shower_condition
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
-from caloforge.contract import from_dict
 
 TINY = {"latent": 4, "encoder": [64, 64], "decoder": [64, 64], "flow_transforms": 2, "flow_hidden": [32, 32],
         "layer_transforms": 2, "layer_hidden": [16]}
@@ -21,13 +19,9 @@ TRAIN = {"epochs": 1, "max_steps": 2, "batch_size": 64, "warmup_steps": 1, "devi
 
 
 @pytest.fixture(scope="module")
-def coarse(tmp_path_factory):
+def coarse(rebinned_sample):
     """300 bundled Par04 showers rebinned to par04-coarse: (geometry, energies, showers, file)."""
-    fine, geometry = load_geometry("par04"), load_geometry("par04-coarse")
-    energies, showers = open_showers(sample_path(), fine).read(slice(0, 300))
-    showers = Rebinning(fine, geometry)(showers)
-    path = write_showers(tmp_path_factory.mktemp("data") / "coarse.h5", energies, showers)
-    return geometry, torch.from_numpy(energies), torch.from_numpy(showers), str(path)
+    return rebinned_sample(300)
 
 
 def test_layer_moments_are_the_evaluation_centres_and_widths(coarse):

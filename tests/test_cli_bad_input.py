@@ -22,10 +22,10 @@ import torch
 import yaml
 
 from caloforge.cli import main
+from caloforge.contract import geometry_to_dict
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.geometry import load_geometry
 from caloforge.train import Checkpoint, load_checkpoint, save_checkpoint
-from caloforge.contract import geometry_to_dict
 
 ROOT = Path(__file__).parents[1]
 CALOMAN = ROOT / "src" / "caloforge" / "checkpoints" / "par04-coarse-caloman.pt"

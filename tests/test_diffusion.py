@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.contract import from_dict
+from caloforge.data import write_showers
 from caloforge.data.transforms import THRESHOLDS_MEV, voxel_preprocessing
 from caloforge.errors import CaloforgeError
-from caloforge.geometry import Rebinning, load_geometry
+from caloforge.geometry import load_geometry
 from caloforge.models import get_family
 from caloforge.models.diffusion import CaloDiffusionConfig
 from caloforge.models.diffusion.cylindrical import CylindricalConv3d, CylindricalConvTranspose3d
@@ -20,30 +21,19 @@ from caloforge.models.diffusion.glam import GLaM
 from caloforge.models.diffusion.layers import fit_layer_model
 from caloforge.models.diffusion.unet import UNet
 from caloforge.train import RunConfig, load_model, load_run_config, train
-from caloforge.contract import from_dict
 from caloforge.train.config import DataConfig, TrainConfig
 
 ALPHA = 3  # the alpha axis of an (N, C, layer, alpha, r) image
 FAMILY = get_family("calodiffusion")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: threads gain nothing, and on a shared machine their hand-offs cost several times
-    the work."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def showers():
+def showers(rebinned_sample):
     """{geometry name: (energies, showers)} for 64 real showers, fine and coarse."""
-    energies, fine = open_showers(sample_path()).read(slice(0, 64))
-    coarse = Rebinning(load_geometry("par04"), load_geometry("par04-coarse"))(fine)
-    return {"par04": (torch.from_numpy(energies), torch.from_numpy(fine)),
-            "par04-coarse": (torch.from_numpy(energies), torch.from_numpy(coarse))}
+    return {name: rebinned_sample(64, name)[1:3] for name in ("par04", "par04-coarse")}
 
 
 def tiny_model(name, showers, **config):

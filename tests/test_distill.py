@@ -10,30 +10,23 @@ import torch
 from typer.testing import CliRunner
 
 from caloforge.cli import app
-from caloforge.data import open_showers, sample_path, write_showers
+from caloforge.contract import load_frozen_model
+from caloforge.data import open_showers
 from caloforge.data.transforms import THRESHOLDS_MEV
-from caloforge.geometry import Rebinning, load_geometry
+from caloforge.geometry import load_geometry
 from caloforge.models import get_family
 from caloforge.models.distill import ConsistencyConfig
-from caloforge.contract import load_frozen_model
 from caloforge.train import RunConfig, load_checkpoint, load_model, train
 from caloforge.train.config import DataConfig, TrainConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
+def data(rebinned_sample) -> Path:
     """40 real Par04 showers rebinned to par04-coarse."""
-    energies, fine = open_showers(sample_path()).read(slice(0, 40))
-    coarse = Rebinning(load_geometry("par04"), load_geometry("par04-coarse"))(fine)
-    return write_showers(tmp_path_factory.mktemp("data") / "coarse.h5", energies, coarse)
+    return Path(rebinned_sample(40)[3])
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from caloforge.contract import from_dict
 from caloforge.data import open_showers
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import load_geometry
 from caloforge.models import get_family
 from caloforge.sampling import generate, incident_energies, merge_shards
 from caloforge.train import Checkpoint, load_checkpoint, load_run_config, save_checkpoint
-from caloforge.contract import from_dict
 
 
 def test_run_config_from_yaml_with_overrides(tmp_path):

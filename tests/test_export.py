@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from caloforge.cli import app, main
+from caloforge.contract import geometry_to_dict
 from caloforge.data import open_showers, sample_path
 from caloforge.errors import CaloforgeError
 from caloforge.export import SamplingChain, example_inputs, export_onnx, par04_index
@@ -21,15 +22,9 @@ from caloforge.models import get_family
 from caloforge.models.diffusion import CaloDiffusionConfig
 from caloforge.models.distill import ConsistencyConfig, ConsistencyStudent
 from caloforge.train import Checkpoint, load_checkpoint, load_model, save_checkpoint
-from caloforge.contract import geometry_to_dict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_student(name: str) -> ConsistencyStudent:

@@ -13,14 +13,7 @@ from caloforge.sampling import SAMPLERS, get_sampler
 MU, S = 1.5, 0.5  # Gaussian data N(MU, S^2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: threads gain nothing, and on a shared machine their hand-offs cost several times
-    the work."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gaussian_denoiser(x, sigma):

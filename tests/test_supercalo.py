@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from caloforge.contract import geometry_to_dict
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.errors import CaloforgeError
 from caloforge.evaluate.correlation import layer_correlations
@@ -19,7 +20,6 @@ from caloforge.models.supercalo.resample import upsample_file
 from caloforge.models.supercalo.voxelisation import NEIGHBOURS, CoarseVoxelisation
 from caloforge.sampling import generate
 from caloforge.train import Checkpoint, load_model, save_checkpoint
-from caloforge.contract import geometry_to_dict
 from caloforge.contract import from_dict
 
 CHOICES = {"A": (1, 2, 5), "B": (3, 4, 1)}
