@@ -82,9 +82,5 @@ class CaloFlowStudent(nn.Module):
 
 
 FAMILY = Family(
-    name="caloflow-student",
-    config=StudentConfig,
-    frozen=TEACHER,
-    build=CaloFlowStudent,
-    description="CaloFlow student: single-pass IAF voxel flow distilled from a caloflow-teacher checkpoint",
-)
+    name="caloflow-student", config=StudentConfig, frozen=TEACHER, build=CaloFlowStudent,
+    description="CaloFlow student: single-pass IAF voxel flow distilled from a caloflow-teacher checkpoint")

@@ -75,9 +75,5 @@ def fit(config: CaloFlowConfig, geometry: Geometry, energies: Tensor, showers: T
 
 
 FAMILY = Family(
-    name="caloflow-teacher",
-    config=CaloFlowConfig,
-    fit=fit,
-    build=CaloFlowTeacher,
-    description="CaloFlow teacher: MAF-RQS layer-energy and voxel flows trained jointly by likelihood",
-)
+    name="caloflow-teacher", config=CaloFlowConfig, fit=fit, build=CaloFlowTeacher,
+    description="CaloFlow teacher: MAF-RQS layer-energy and voxel flows trained jointly by likelihood")

@@ -23,11 +23,7 @@ def fit(config: CaloManConfig, geometry: Geometry, energies: Tensor, showers: Te
 
 
 FAMILY = Family(
-    name="caloman",
-    config=CaloManConfig,
-    fit=fit,
-    build=CaloMan,
-    description="CaloMan: autoencoder onto a learned manifold, coupling RQS flow on its latent, CaloFlow's flow 1",
-)
+    name="caloman", config=CaloManConfig, fit=fit, build=CaloMan,
+    description="CaloMan: autoencoder onto a learned manifold, coupling RQS flow on its latent, CaloFlow's flow 1")
 
 __all__ = ["FAMILY", "CaloMan", "CaloManConfig", "fit"]

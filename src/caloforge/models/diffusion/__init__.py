@@ -26,12 +26,8 @@ def fit(config: CaloDiffusionConfig, geometry: Geometry, energies: Tensor, showe
 
 
 FAMILY = Family(
-    name="calodiffusion",
-    config=CaloDiffusionConfig,
-    fit=fit,
-    build=CaloDiffusion,
+    name="calodiffusion", config=CaloDiffusionConfig, fit=fit, build=CaloDiffusion,
     sample_defaults={"sampler": "ddpm", "steps": 400},
-    description="CaloDiffusion: cylindrical 3D U-Net diffusion (cosine schedule, DDPM), GLaM for irregular geometries",
-)
+    description="CaloDiffusion: cylindrical 3D U-Net diffusion (cosine schedule, DDPM), GLaM for irregular geometries")
 
 __all__ = ["FAMILY", "CaloDiffusion", "CaloDiffusionConfig", "fit"]

@@ -13,12 +13,8 @@ from caloforge.models.distill.config import ConsistencyConfig
 from caloforge.models.distill.student import CONSISTENCY, TEACHER, ConsistencyStudent
 
 FAMILY = Family(
-    name="calodiffusion-student",
-    config=ConsistencyConfig,
-    frozen=TEACHER,
-    build=ConsistencyStudent,
+    name="calodiffusion-student", config=ConsistencyConfig, frozen=TEACHER, build=ConsistencyStudent,
     sample_defaults={"sampler": CONSISTENCY, "steps": 2},
-    description="CaloDiffusion consistency student: 1-4 step sampling, distilled from a calodiffusion checkpoint",
-)
+    description="CaloDiffusion consistency student: 1-4 step sampling, distilled from a calodiffusion checkpoint")
 
 __all__ = ["FAMILY", "ConsistencyConfig", "ConsistencyStudent"]

@@ -9,20 +9,13 @@ matched on the teacher's intermediate values (CaloFlow's student, Krause & Shih 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from caloforge.models.flows.made import rqs_blocks
+from caloforge.models.flows.made import RQSFlow
 
 
-class InverseAutoregressiveFlow(nn.Module):
-    """A conditional sampler over ``features`` dimensions with a standard normal base; see ``rqs_blocks``."""
-
-    def __init__(self, features: int, context: int, transforms: int, hidden: list[int], bins: int = 8,
-                 passes: int | None = None, residual: bool = False, randperm: bool = False, seed: int = 0):
-        super().__init__()
-        self.features = features
-        self.blocks = nn.ModuleList(rqs_blocks(features, context, transforms, hidden, bins, passes, residual,
-                                               randperm, seed=seed))
+class InverseAutoregressiveFlow(RQSFlow):
+    """A conditional sampler over ``features`` dimensions."""
 
     def decode(self, z: Tensor, context: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """(x, log|det dx/dz| (N,), [z, after the last block, ..., x]): blocks run last to first, each inverting
@@ -36,7 +29,7 @@ class InverseAutoregressiveFlow(nn.Module):
 
     def sample(self, context: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One sample per row of ``context``; no Jacobians, no trail: the fast path."""
-        z = torch.randn(len(context), self.features, generator=generator, device=context.device, dtype=context.dtype)
+        z = self.base_noise(context, generator)
         for block in reversed(self.blocks):
             z = block(context)(z)
         return z

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from zuko.flows.autoregressive import MaskedAutoregressiveTransform
 
 from caloforge.models.flows.spline import MonotonicRQS
@@ -41,6 +41,24 @@ def rqs_blocks(features: int, context: int, transforms: int, hidden: list[int], 
             univariate=partial(MonotonicRQS, bound=bound), shapes=[(bins,), (bins,), (bins - 1,)],
             hidden_features=list(hidden), residual=residual))
     return blocks
+
+
+class RQSFlow(nn.Module):
+    """``rqs_blocks`` over ``features`` dimensions with a standard normal base: the MAF and the IAF run them in
+    opposite directions."""
+
+    def __init__(self, features: int, context: int, transforms: int, hidden: list[int], bins: int = 8,
+                 passes: int | None = None, residual: bool = False, randperm: bool = False, seed: int = 0):
+        super().__init__()
+        self.features = features
+        self.blocks = nn.ModuleList(rqs_blocks(features, context, transforms, hidden, bins, passes, residual,
+                                               randperm, seed=seed))
+
+    def base_noise(self, context: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One draw of the base distribution per row of ``context``, from the caller's generator (zuko's
+        distributions take none)."""
+        return torch.randn(len(context), self.features, generator=generator, device=context.device,
+                           dtype=context.dtype)
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:

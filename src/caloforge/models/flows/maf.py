@@ -1,26 +1,19 @@
 """A masked autoregressive flow (Papamakarios et al. 2017): data -> noise in one network pass per block.
 
 Fast density, slow sampling: the shape of CaloFlow's teacher, of its layer-energy flow and (with two passes) of a
-coupling flow. Sampling draws its noise from the caller's generator, which zuko's distributions cannot take.
+coupling flow.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from caloforge.models.flows.made import rqs_blocks, standard_normal_log_prob
+from caloforge.models.flows.made import RQSFlow, standard_normal_log_prob
 
 
-class MaskedAutoregressiveFlow(nn.Module):
-    """A conditional density over ``features`` dimensions with a standard normal base; see ``rqs_blocks``."""
-
-    def __init__(self, features: int, context: int, transforms: int, hidden: list[int], bins: int = 8,
-                 passes: int | None = None, residual: bool = False, randperm: bool = False, seed: int = 0):
-        super().__init__()
-        self.features = features
-        self.blocks = nn.ModuleList(rqs_blocks(features, context, transforms, hidden, bins, passes, residual,
-                                               randperm, seed=seed))
+class MaskedAutoregressiveFlow(RQSFlow):
+    """A conditional density over ``features`` dimensions."""
 
     def encode(self, x: Tensor, context: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         """(z, log|det dz/dx| (N,), [x, after block 1, ..., z]): the trail is what a student is matched on."""
@@ -42,5 +35,5 @@ class MaskedAutoregressiveFlow(nn.Module):
 
     def sample(self, context: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """One sample per row of ``context``."""
-        z = torch.randn(len(context), self.features, generator=generator, device=context.device, dtype=context.dtype)
+        z = self.base_noise(context, generator)
         return self.decode(z, context)

@@ -38,5 +38,4 @@ def decode_in_chunks(flow: MaskedAutoregressiveFlow, context: Tensor, generator:
                      chunk: int) -> Tensor:
     """One sample of ``flow`` per row of ``context``, inverting ``chunk`` rows at a time. The base noise is drawn at
     once, so that the result does not depend on the chunk size (beyond float rounding)."""
-    noise = torch.randn(len(context), flow.features, generator=generator, device=context.device, dtype=context.dtype)
-    return in_chunks(flow.decode, noise, context, chunk=chunk)
+    return in_chunks(flow.decode, flow.base_noise(context, generator), context, chunk=chunk)

@@ -7,11 +7,7 @@ from caloforge.models.supercalo.model import SuperCalo, build, fit
 from caloforge.models.supercalo.voxelisation import CoarseVoxelisation
 
 FAMILY = Family(
-    name="supercalo",
-    config=SuperCaloConfig,
-    fit=fit,
-    build=build,
-    description="SuperCalo: coarse showers up-sampled to fine voxels by a conditional MAF-RQS flow",
-)
+    name="supercalo", config=SuperCaloConfig, fit=fit, build=build,
+    description="SuperCalo: coarse showers up-sampled to fine voxels by a conditional MAF-RQS flow")
 
 __all__ = ["FAMILY", "CoarseVoxelisation", "SuperCalo", "SuperCaloConfig"]
