@@ -6,7 +6,7 @@ A batch whose single call would run past ``--budget`` seconds (judged from the p
 extrapolated linearly and marked ``est.``. The last table gives the speed-up of up-sampling given coarse showers
 over the full chain at each batch size, and both are compared with Geant4's CPU time recorded in the reference file.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_supercalo.py checkpoints/par04-supercalo.pt --threads 1
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_supercalo.py src/caloforge/checkpoints/par04-supercalo.pt --threads 1
 """
 
 from __future__ import annotations

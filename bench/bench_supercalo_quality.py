@@ -13,9 +13,10 @@ Three comparisons, each through ``caloforge evaluate`` against the whole referen
 A chain checkpoint also serves as an up-sampler (its own). The rho comparison needs many showers: at 2000 the noise
 floor (S = 0.018) hid the difference between A and B that 10,000 showers show (0.0103 vs 0.0129, floor 0.0074).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_supercalo_quality.py --chain checkpoints/par04-supercalo.pt --n 2000
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_supercalo_quality.py \
+        --chain src/caloforge/checkpoints/par04-supercalo.pt --n 2000
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_supercalo_quality.py --n 10000 \
-        --upsamplers checkpoints/par04-supercalo.pt checkpoints/par04-supercalo-B.pt
+        --upsamplers src/caloforge/checkpoints/par04-supercalo.pt src/caloforge/checkpoints/par04-supercalo-B.pt
 """
 
 from __future__ import annotations

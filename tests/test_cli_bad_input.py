@@ -21,15 +21,15 @@ import pytest
 import torch
 import yaml
 
+from caloforge.checkpoints import FOLDER as SHIPPED
 from caloforge.cli import main
 from caloforge.contract import geometry_to_dict
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.geometry import load_geometry
 from caloforge.train import Checkpoint, load_checkpoint, save_checkpoint
 
-ROOT = Path(__file__).parents[1]
-CALOMAN = ROOT / "src" / "caloforge" / "checkpoints" / "par04-coarse-caloman.pt"
-SUPERCALO = ROOT / "checkpoints" / "par04-supercalo.pt"
+CALOMAN = SHIPPED / "par04-coarse-caloman.pt"
+SUPERCALO = SHIPPED / "par04-supercalo.pt"
 TINY_MODEL = {"channels": [4, 4], "attention": False, "embed_dim": 8, "n_steps": 20}
 
 

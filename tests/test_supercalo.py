@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from caloforge.checkpoints import FOLDER as SHIPPED
 from caloforge.contract import geometry_to_dict
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.errors import CaloforgeError
@@ -173,8 +173,7 @@ def test_shipped_chain_generates_showers_like_geant4(par04):
     """The committed chain (CaloMan coarse model + choice-A up-sampler, float16) loads and draws Par04 showers whose
     response and occupancy are Geant4's (the bundled sample's), within what 64 showers resolve."""
     geometry, energies, showers = par04
-    path = Path(__file__).parents[1] / "checkpoints" / "par04-supercalo.pt"
-    chain, checkpoint = load_model(path)
+    chain, checkpoint = load_model(SHIPPED / "par04-supercalo.pt")
     assert checkpoint.geometry.n_voxels == geometry.n_voxels and chain.voxelisation.layer_factor == 5
     n = 64
     generated = chain.sample(energies[:n], generator=torch.Generator().manual_seed(0))

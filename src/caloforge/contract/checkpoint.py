@@ -142,11 +142,21 @@ def build_model(checkpoint: Checkpoint, use_ema: bool = True, source: str | Path
     return model.eval()
 
 
+def rebuilt_by_architecture(name: str, tensor: torch.Tensor) -> bool:
+    """Whether a saved tensor follows from the model's architecture alone, so that a shipped checkpoint leaves it
+    out and loading takes the rebuilt model's own: zuko's MADE masks (boolean ``mask`` buffers, derived from the
+    seeded feature orders; a third of a flow checkpoint's bytes)."""
+    return name.endswith(".mask") and tensor.dtype == torch.bool
+
+
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str | Path, strict: bool = True) -> None:
-    """``model.load_state_dict(weights)``, with weights of other names or shapes reported in one line.
+    """``model.load_state_dict(weights)``, with weights of other names or shapes reported in one line; what the
+    architecture rebuilds (``rebuilt_by_architecture``) may be missing from ``weights``.
 
     ``strict=False`` (a pretrained part) skips names the other side lacks, but shapes must still agree."""
     expected = model.state_dict()
+    weights = {**{name: tensor for name, tensor in expected.items() if rebuilt_by_architecture(name, tensor)},
+               **weights}
     problems = [f"{name} is {tuple(weights[name].shape)}, the model's {tuple(tensor.shape)}"
                 for name, tensor in expected.items() if name in weights and weights[name].shape != tensor.shape]
     if strict:
@@ -182,13 +192,14 @@ def load_frozen_model(path: str, family: str) -> nn.Module:
 
 
 def slim(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
-    """The checkpoint to ship: averaged (EMA) weights only, no optimiser state.
+    """The checkpoint to ship: averaged (EMA) weights only, no optimiser state, nothing the architecture rebuilds.
 
     ``half`` stores floating-point weights as float16, half the file: ``load_state_dict`` copies them back into the
     float32 model, which then computes as before (the shipped CaloMan and CaloFlow student, stored so, scored as
     their float32 originals; a CaloMan's voxels moved by 2e-4 relative, median).
     """
     weights = checkpoint.ema if checkpoint.ema is not None else checkpoint.model
+    weights = {key: value for key, value in weights.items() if not rebuilt_by_architecture(key, value)}
     if half:
         weights = {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
     return Checkpoint(header=checkpoint.header, model=weights)
