@@ -3,7 +3,7 @@
 For each checkpoint: one shower per incident energy of the reference (in order, seeded), then ``caloforge
 evaluate`` against it (the classifiers ``--quick`` unless ``--protocol``), and one table: AUC low / low-normed /
 high and the separation powers of the six features the CaloMan talk reports, each beside the talk's value (the
-bar of issue #6: every one below it), and the same six for a second Geant4 sample (the training file's first
+bar: every one below it), and the same six for a second Geant4 sample (the training file's first
 showers) vs the reference: the noise floor of the comparison.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_flow_quality.py src/caloforge/checkpoints/par04-coarse-caloman.pt \

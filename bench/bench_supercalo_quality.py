@@ -3,7 +3,7 @@
 Three comparisons, each through ``caloforge evaluate`` against the whole reference file:
 
 1. the full chain (coarse model + up-sampler) generating one shower per incident energy of the reference's first
-   ``--n`` showers: classifier AUCs (quick unless ``--protocol``) beside the bars of issue #7 (0.75 low, 0.72 high);
+   ``--n`` showers: classifier AUCs (quick unless ``--protocol``) beside the chain's quality bars (0.75 low, 0.72 high);
 2. every given up-sampler (choice A, choice B, ...) applied to the reference's own first ``--n`` showers
    coarse-grained: the up-sampling alone, and the separation power of rho (cosine of the fine-voxel vectors of
    adjacent layers) per layer pair. For a choice that merges layers, pairs inside one coarse voxel and pairs across
