@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from caloforge.checkpoints import FOLDER, manifest
-from caloforge.contract import build_model, load_checkpoint, model_from_header, rebuilt_by_architecture, slim
+from caloforge.contract import build_model, load_checkpoint, model_from_header, rebuilt_by_architecture, shippable
 from caloforge.train import run_config_from_dict, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,7 +41,7 @@ def test_a_flow_exported_without_masks_samples_as_before(rebinned_sample, tmp_pa
                                 "train": {"epochs": 1, "max_steps": 2, "batch_size": 32, "device": "cpu"}}),
           tmp_path, progress=False)
     checkpoint = load_checkpoint(tmp_path / "last.pt")  # the full training state, masks included
-    exported = slim(checkpoint)
+    exported = shippable(checkpoint)
     assert any(rebuilt_by_architecture(*item) for item in checkpoint.ema.items())
     assert not any(rebuilt_by_architecture(*item) for item in exported.model.items())
     energies = torch.full((8,), 10_000.0)

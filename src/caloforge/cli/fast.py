@@ -68,12 +68,12 @@ def export(
     ONNX inputs: noise (N, voxels), energy (N,) in MeV and, for steps > 1, renoise (steps-1, N, voxels), all noise
     standard normal; output: showers (N, voxels) in MeV. The batch axis is dynamic."""
     from caloforge.train import load_checkpoint, load_model
-    from caloforge.contract import save_checkpoint, slim
+    from caloforge.contract import save_checkpoint, shippable
 
     if onnx is None and weights is None:
         raise CaloforgeError("export: say what to write: --onnx FILE and/or --weights FILE")
     if weights is not None:
-        save_checkpoint(weights, slim(load_checkpoint(checkpoint), half=half))
+        save_checkpoint(weights, shippable(load_checkpoint(checkpoint), half=half))
         typer.echo(json.dumps({"weights": str(weights), "half": half}))
     if onnx is not None:
         from caloforge.export import export_onnx

@@ -191,15 +191,20 @@ def load_frozen_model(path: str, family: str) -> nn.Module:
     return build_model(load_family_checkpoint(path, family), source=path).requires_grad_(False)
 
 
-def slim(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
-    """The checkpoint to ship: averaged (EMA) weights only, no optimiser state, nothing the architecture rebuilds.
+def slim(checkpoint: Checkpoint) -> Checkpoint:
+    """The averaged (EMA) weights alone, no optimiser state: a run's ``best.pt`` and ``model.pt``."""
+    weights = checkpoint.ema if checkpoint.ema is not None else checkpoint.model
+    return Checkpoint(header=checkpoint.header, model=weights)
+
+
+def shippable(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
+    """The checkpoint to ship (``caloforge export --weights``): ``slim``, without what the architecture rebuilds.
 
     ``half`` stores floating-point weights as float16, half the file: ``load_state_dict`` copies them back into the
     float32 model, which then computes as before (the shipped CaloMan and CaloFlow student, stored so, scored as
     their float32 originals; a CaloMan's voxels moved by 2e-4 relative, median).
     """
-    weights = checkpoint.ema if checkpoint.ema is not None else checkpoint.model
-    weights = {key: value for key, value in weights.items() if not rebuilt_by_architecture(key, value)}
+    weights = {key: value for key, value in slim(checkpoint).model.items() if not rebuilt_by_architecture(key, value)}
     if half:
         weights = {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
     return Checkpoint(header=checkpoint.header, model=weights)
