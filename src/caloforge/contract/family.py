@@ -75,8 +75,8 @@ _MODULES = {
     "calodiffusion": "caloforge.models.diffusion",
     "calodiffusion-student": "caloforge.models.distill",
     "supercalo": "caloforge.models.supercalo",
-    "caloflow-teacher": "caloforge.models.caloflow.teacher",
-    "caloflow-student": "caloforge.models.caloflow.student",
+    "caloflow-teacher": "caloforge.models.caloflow",
+    "caloflow-student": "caloforge.models.caloflow_student",
     "caloman": "caloforge.models.caloman",
     "flowmatch": "caloforge.models.flowmatch",
 }

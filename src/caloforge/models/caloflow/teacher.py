@@ -14,12 +14,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from caloforge.contract import Family
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.caloflow.config import CaloFlowConfig
 from caloforge.models.flows import (InverseAutoregressiveFlow, LayerEnergyFlow, LayerwiseFlow, MaskedAutoregressiveFlow,
-                                    VoxelCoding, fit_preprocessing, layer_context, sample_in_chunks,
+                                    VoxelCoding, layer_context, sample_in_chunks,
                                     shower_condition)
 
 
@@ -68,12 +67,3 @@ class CaloFlowTeacher(nn.Module):
     def _sample(self, energies: Tensor, generator: torch.Generator | None) -> Tensor:
         layers = self.layer_flow.sample(energies, generator)
         return self.coding.decode(self.voxel_flow.sample(shower_condition(energies, layers), generator), layers)
-
-
-def fit(config: CaloFlowConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
-    return fit_preprocessing(geometry, energies, showers, config.alpha)
-
-
-FAMILY = Family(
-    name="caloflow-teacher", config=CaloFlowConfig, fit=fit, build=CaloFlowTeacher,
-    description="CaloFlow teacher: MAF-RQS layer-energy and voxel flows trained jointly by likelihood")

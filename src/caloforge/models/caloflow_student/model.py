@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from caloforge.contract import Family, FrozenModel
+from caloforge.contract import FrozenModel
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.caloflow.config import StudentConfig
 from caloforge.models.caloflow.teacher import CaloFlowTeacher, layer_flow, voxel_flow
+from caloforge.models.caloflow_student.config import StudentConfig
 from caloforge.models.flows import (InverseAutoregressiveFlow, VoxelCoding, sample_in_chunks, shower_condition,
                                     standard_normal_log_prob)
 
@@ -79,8 +79,3 @@ class CaloFlowStudent(nn.Module):
     def _sample(self, energies: Tensor, generator: torch.Generator | None) -> Tensor:
         layers = self.layer_flow.sample(energies, generator)
         return self.coding.decode(self.student_flow.sample(shower_condition(energies, layers), generator), layers)
-
-
-FAMILY = Family(
-    name="caloflow-student", config=StudentConfig, frozen=TEACHER, build=CaloFlowStudent,
-    description="CaloFlow student: single-pass IAF voxel flow distilled from a caloflow-teacher checkpoint")
