@@ -15,15 +15,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from importlib.resources import files
 from pathlib import Path
 
 import torch
 
 from caloforge import __version__
+from caloforge.checkpoints import FOLDER as SHIPPED
+from caloforge.contract import Checkpoint
 from caloforge.data import ShowerWriter, open_showers, sample_path, write_showers
 from caloforge.errors import CaloforgeError
-import caloforge
 from caloforge.evaluate import QUICK, Section, build_page, evaluate
 from caloforge.evaluate.leaderboard import (DS2_VOXELS, PLANE_CAPTION, entry_from_metrics, leaderboard_table_html,
                                             published_entries, quality_time_plane)
@@ -33,7 +33,6 @@ from caloforge.geometry import Geometry, Rebinning, geometry_for_voxels, load_ge
 from caloforge.sampling import generate
 from caloforge.sampling.timing import geant4_seconds_per_shower, machine_description, time_model
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
-from caloforge.train.checkpoint import Checkpoint
 
 DEMO_METRICS = ("hist", "cls-low", "cls-high", "fpd", "kpd", "plots")
 #: the models the demo shows, full resolution first: one line per checkpoint file (see ``checkpoint_path``)
@@ -47,13 +46,12 @@ DEMO_MODELS = (
 #: per class of the demo give 45 optimiser steps, and the low-level classifier did not resolve x 1.05 even at 2,500
 #: per class; with these it does at 1,000 (see ``data/sample/SOURCE.md``)
 DEMO_CLASSIFIER = replace(QUICK, batch_size=100, epochs=30, name="quick, batches of 100, 30 epochs (not the protocol)")
-#: where checkpoints are looked for: the package, then a source checkout's ``checkpoints/`` (larger models)
-CHECKPOINT_FOLDERS = (Path(str(files("caloforge") / "checkpoints")), Path(caloforge.__file__).parents[2] / "checkpoints")
 
 
 def checkpoint_path(name: str) -> Path | None:
     """Where a checkpoint file of ``DEMO_MODELS`` is, or None when this installation lacks it."""
-    return next((folder / name for folder in CHECKPOINT_FOLDERS if (folder / name).is_file()), None)
+    path = SHIPPED / name
+    return path if path.is_file() else None
 
 
 def shipped_checkpoints() -> list[Path]:
@@ -133,7 +131,7 @@ def run_demo(out_dir: str | Path = "caloforge-demo", reference: str | Path | Non
     if not checkpoints:
         missing = [name for name in DEMO_MODELS if checkpoint_path(name) is None]
         if missing:
-            log(f"not in this installation (a source checkout has them): {', '.join(missing)}")
+            log(f"not in this installation: {', '.join(missing)}")
         checkpoints = shipped_checkpoints()
     if not checkpoints:
         raise CaloforgeError("no checkpoints: this installation ships none, and none were given")

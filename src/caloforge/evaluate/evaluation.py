@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -24,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from caloforge import __version__
+from caloforge.contract import readout_threshold
 from caloforge.data import ShowerFile, open_showers
-from caloforge.data.transforms import THRESHOLDS_MEV
 from caloforge.errors import CaloforgeError
 from caloforge.evaluate import plots
 from caloforge.evaluate.cache import cache_dir, load_cached, sha256_file, store
@@ -80,10 +79,10 @@ def resolve_threshold(geometry: Geometry, threshold: float | None) -> float:
         if not (threshold >= 0 and math.isfinite(threshold)):
             raise CaloforgeError(f"threshold must be a non-negative number of MeV, not {threshold}")
         return float(threshold)
-    for name in (geometry.name, geometry.parent):
-        if name in THRESHOLDS_MEV:
-            return THRESHOLDS_MEV[name]
-    raise CaloforgeError(f"geometry {geometry.name} has no known readout threshold; pass --threshold (MeV)")
+    try:
+        return readout_threshold(geometry)
+    except CaloforgeError as err:
+        raise CaloforgeError(f"{err}; pass --threshold (MeV)") from None
 
 
 def plan_evaluation(gen_path: str | Path, ref_path: str | Path | None, geometry: str | Geometry | None = None,
