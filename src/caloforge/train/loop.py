@@ -23,7 +23,7 @@ from caloforge.geometry import load_geometry
 from caloforge.contract import (Checkpoint, from_dict, geometry_to_dict, get_family, load_checkpoint, load_weights,
                                save_checkpoint, slim)
 from caloforge.train import distributed
-from caloforge.train.checkpoint import check_resumable
+from caloforge.train.resume import check_resumable
 from caloforge.train.config import RunConfig
 from caloforge.train.data import alpha_augmenter, load_split, make_loader
 
