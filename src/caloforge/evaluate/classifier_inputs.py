@@ -20,10 +20,6 @@ from torch import Tensor
 
 from caloforge.geometry import Geometry
 
-KINDS = ("cls-low", "cls-low-normed", "cls-high", "cls-resnet")
-VOXEL_KINDS = {"cls-low", "cls-low-normed", "cls-resnet"}
-
-
 @dataclass
 class LabelledSamples:
     """Both samples stacked, generated rows first (label 0), then the reference's (label 1), equally many of each.

@@ -29,20 +29,45 @@ from caloforge.errors import CaloforgeError
 from caloforge.evaluate import plots
 from caloforge.evaluate.cache import cache_dir, load_cached, sha256_file, store
 from caloforge.evaluate.classifier import MIN_SHOWERS, PROTOCOL, QUICK, ClassifierSettings, classifier_test, device_for
-from caloforge.evaluate.classifier_inputs import KINDS, VOXEL_KINDS, LabelledSamples
-from caloforge.evaluate.distances import fpd, kpd
+from caloforge.evaluate.classifier_inputs import LabelledSamples
+from caloforge.evaluate.distances import Distance, fpd, kpd
 from caloforge.evaluate.features import FeatureAccumulator, ShowerFeatures
 from caloforge.evaluate.histograms import feature_histograms, response_histograms, separation_table
 from caloforge.evaluate.report import build_report, now_utc
 from caloforge.evaluate.resolution import DISTORTION, resolves
 from caloforge.geometry import Geometry, geometry_for_voxels, load_geometry
 
-METRICS = ("hist", "cls-low", "cls-high", "cls-low-normed", "cls-resnet", "fpd", "kpd", "plots")
+
+@dataclass(frozen=True)
+class Metric:
+    """What a metric is computed from. ``features``: every shower's high-level features (one pass over each file);
+    ``histograms``: their histograms; ``classifier``: a classifier trained on the classifier rows, on their
+    ``voxels`` (held in memory) or else on their features; ``regular``: needs a (layers x alpha x r) grid;
+    ``distance``: a function of the two samples' high-level feature vectors."""
+
+    features: bool = False
+    histograms: bool = False
+    classifier: bool = False
+    voxels: bool = False
+    regular: bool = False
+    distance: Callable[..., Distance] | None = None
+
+
+#: every metric, in the order of reports and of ``all``
+METRICS = {
+    "hist": Metric(features=True, histograms=True),
+    "cls-low": Metric(classifier=True, voxels=True),
+    "cls-high": Metric(classifier=True, features=True),
+    "cls-low-normed": Metric(classifier=True, voxels=True),
+    "cls-resnet": Metric(classifier=True, voxels=True, regular=True),
+    "fpd": Metric(features=True, distance=fpd),
+    "kpd": Metric(features=True, distance=kpd),
+    "plots": Metric(features=True, histograms=True),
+}
 #: the cheap full set (upstream's "all" minus PRDC): the costly layer-normalised and ResNet classifiers on request
 DEFAULT_METRICS = ("hist", "cls-low", "cls-high", "fpd", "kpd", "plots")
 #: fewest showers per sample for FPD/KPD (their resample sizes shrink to what is there)
 MIN_DISTANCE_SHOWERS = 100
-_FEATURE_METRICS = {"hist", "cls-high", "fpd", "kpd", "plots"}
 #: what each classifier is trained on beside the reference's rows, with the Geant4 rows of the floor
 COMPARISONS = {"model": "generated vs Geant4", "floor": "Geant4 vs Geant4",
                "distorted": f"Geant4 x {DISTORTION} vs Geant4"}
@@ -65,7 +90,7 @@ def parse_metrics(metrics: str | Sequence[str]) -> tuple[str, ...]:
     """``"hist,cls-low"`` or a sequence -> validated, de-duplicated names ("all" = every metric)."""
     names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
     if "all" in names:
-        return METRICS
+        return tuple(METRICS)
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise CaloforgeError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)} or all")
@@ -107,22 +132,23 @@ def plan_evaluation(gen_path: str | Path, ref_path: str | Path | None, geometry:
     generated = open_showers(gen_path, geo)
     reference = _open_geant4(ref_path, "reference", generated, gen_path, geo)
     floor = _open_geant4(floor_path, "floor reference", generated, gen_path, geo) if floor_path else None
-    if "cls-resnet" in chosen and not geo.is_regular:
-        raise CaloforgeError(f"cls-resnet needs a regular (layers x alpha x r) geometry; {geo.name} is irregular")
+    for name in chosen:
+        if METRICS[name].regular and not geo.is_regular:
+            raise CaloforgeError(f"{name} needs a regular (layers x alpha x r) geometry; {geo.name} is irregular")
     # the floor needs Geant4 showers the generated ones are not compared with: a second file, or half the reference
     per_class = min(generated.n, reference.n, floor.n) if floor else min(generated.n, reference.n // 2)
-    classifiers = [m for m in chosen if m in KINDS]
+    classifiers = [m for m in chosen if METRICS[m].classifier]
     if classifiers and per_class < MIN_SHOWERS:
         source = "each file" if floor else "the generated file and in each half of the reference"
         raise CaloforgeError(f"{per_class} showers per sample are too few for the classifier's 60/20/20 split of "
                              f"{', '.join(classifiers)} (need at least {MIN_SHOWERS} in {source})")
-    voxel_classifiers = [m for m in classifiers if m in VOXEL_KINDS]
+    voxel_classifiers = [m for m in classifiers if METRICS[m].voxels]
     if voxel_classifiers:
         needed, available = 3 * per_class * geo.n_voxels * 4, _available_memory()
         if available is not None and needed > 0.8 * available:
             raise CaloforgeError(f"{', '.join(voxel_classifiers)} need {needed / 1e9:.1f} GB for the voxels of "
                                  f"3 x {per_class} showers but only {available / 1e9:.1f} GB of memory are free")
-    distances = [m for m in chosen if m in ("fpd", "kpd")]
+    distances = [m for m in chosen if METRICS[m].distance is not None]
     if distances and min(generated.n, reference.n) < MIN_DISTANCE_SHOWERS:
         raise CaloforgeError(f"{min(generated.n, reference.n)} showers per sample are too few for "
                              f"{', '.join(distances)} (need at least {MIN_DISTANCE_SHOWERS} in each file)")
@@ -234,8 +260,8 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
     lap("hashing")
 
     chosen = set(plan.metrics)
-    need_features = bool(chosen & _FEATURE_METRICS)
-    kinds = [m for m in plan.metrics if m in KINDS]
+    need_features = any(METRICS[m].features for m in chosen)
+    kinds = [m for m in plan.metrics if METRICS[m].classifier]
     n = plan.classifier_showers
     gen_rows = _classifier_rows(plan.generated.n, n, np.random.default_rng(seed))
     # the Geant4 rows come from a stream of their own: the same for every generated file, so are the floors
@@ -243,7 +269,7 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
 
     # the low-level classifiers' voxels, stacked: compared rows first, then the reference's (each file read straight
     # in); the floor's Geant4 rows wait beside them until the generated ones have been scored
-    voxel_kinds = [m for m in kinds if m in VOXEL_KINDS]
+    voxel_kinds = [m for m in kinds if METRICS[m].voxels]
     stacked = LabelledSamples(e_inc=np.empty(2 * n), voxels=np.empty((2 * n, plan.geometry.n_voxels),
                                                                     dtype=np.float32)) if voxel_kinds else None
     if stacked is not None:
@@ -271,7 +297,8 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
     floor_features = ref_features
     if plan.floor_reference is not None and kinds:
         say(f"reading the floor's Geant4 file ({plan.floor_reference.n} showers)")
-        floor_features = _scan(plan.floor_reference, plan, chunk_size, "cls-high" in kinds, floor_keep)
+        floor_features = _scan(plan.floor_reference, plan, chunk_size, any(METRICS[k].features for k in kinds),
+                               floor_keep)
     lap("reference")
     say(f"reading the generated file ({plan.generated.n} showers)")
     gen_features = _scan(plan.generated, plan, chunk_size, need_features, gen_keep)
@@ -279,7 +306,7 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
 
     result: dict = _header(plan, gen_sha, ref_sha, floor_sha, settings, repeats, seed, chunk_size, ref_cached)
     hists, response = [], []
-    if need_features and ("hist" in chosen or "plots" in chosen):
+    if any(METRICS[m].histograms for m in chosen):
         hists = feature_histograms(plan.geometry, ref_features, gen_features)
         response = response_histograms(ref_features, gen_features)
         result["histograms"] = {"separation_power": separation_table(hists),
@@ -287,16 +314,13 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
                                 "E_tot/E_inc per decade": {h.group: _json_number(h.separation) for h in response}}
         lap("histograms")
 
-    if chosen & {"fpd", "kpd"}:
+    distances = [m for m in METRICS if m in chosen and METRICS[m].distance is not None]
+    if distances:
         ref_high, gen_high = ref_features.high_level_vector(), gen_features.high_level_vector()
-        if "fpd" in chosen:
-            say("FPD")
-            result["fpd"] = fpd(ref_high, gen_high, seed=seed).to_json()
-            lap("fpd")
-        if "kpd" in chosen:
-            say("KPD")
-            result["kpd"] = kpd(ref_high, gen_high, seed=seed).to_json()
-            lap("kpd")
+        for name in distances:
+            say(name.upper())
+            result[name] = METRICS[name].distance(ref_high, gen_high, seed=seed).to_json()
+            lap(name)
 
     outputs: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     if kinds:
@@ -305,7 +329,7 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
             say("note: the protocol's classifiers on a CPU take hours for ds2-sized samples; --quick is for CPU "
                 "iteration, the protocol is for a GPU")
         high_level = None
-        if "cls-high" in kinds:
+        if any(not METRICS[k].voxels for k in kinds):
             floor_part = floor_features.subset(floor_rows)
             high_level = {"model": gen_features.subset(gen_rows), "floor": floor_part,
                           "distorted": _distorted(floor_part), "reference": ref_features.subset(ref_rows)}
@@ -318,8 +342,8 @@ def evaluate(gen_path: str | Path, ref_path: str | Path | None, geometry: str | 
             for kind in kinds:
                 say(f"{kind}, {COMPARISONS[comparison]}: {repeats} training(s) of {settings.epochs} epochs on "
                     f"{torch_device} ({settings.name})")
-                data = stacked if kind != "cls-high" else _high_level_samples(high_level[comparison],
-                                                                              high_level["reference"])
+                data = stacked if METRICS[kind].voxels else _high_level_samples(high_level[comparison],
+                                                                                high_level["reference"])
                 summary, runs = classifier_test(kind, data, plan.geometry, settings, repeats, seed, torch_device,
                                                 progress=log is not None)
                 say(f"{kind}, {COMPARISONS[comparison]}: AUC {summary['auc']:.4f} +- {summary['auc_err']:.4f}")
@@ -360,7 +384,7 @@ def _high_level_samples(compared: ShowerFeatures, reference: ShowerFeatures) -> 
 
 def _header(plan: Plan, gen_sha: str, ref_sha: str, floor_sha: str | None, settings: ClassifierSettings,
             repeats: int, seed: int, chunk_size: int, ref_cached: bool) -> dict:
-    classifiers = [m for m in plan.metrics if m in KINDS]
+    classifiers = [m for m in plan.metrics if METRICS[m].classifier]
     files = {
         "generated": {"path": str(plan.generated.path), "sha256": gen_sha, "n_showers": plan.generated.n},
         "reference": {"path": str(plan.reference.path), "sha256": ref_sha, "n_showers": plan.reference.n,
@@ -389,7 +413,7 @@ def _header(plan: Plan, gen_sha: str, ref_sha: str, floor_sha: str | None, setti
 def deviations(plan: Plan, settings: ClassifierSettings, result: dict) -> list[str]:
     """Where this run differs from the CaloChallenge's protocol, in words (shown on the report)."""
     notes = []
-    classifiers = [m for m in plan.metrics if m in KINDS]
+    classifiers = [m for m in plan.metrics if METRICS[m].classifier]
     if classifiers and not settings.protocol:
         notes.append(f"classifier settings '{settings.name}': width {settings.n_hidden}, {settings.n_layer + 1} "
                      f"hidden layers, {settings.epochs} epochs, batch {settings.batch_size}, lr {settings.lr:g}, "
