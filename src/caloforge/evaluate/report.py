@@ -153,22 +153,38 @@ def summary_rows(metrics: dict) -> tuple[list[tuple[str, str, str, str]], list[t
     return rows, separation
 
 
-def html_table(head: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] = ()) -> str:
-    """A plain table from cells that are already HTML (escaped by the caller); ``row_classes`` styles rows."""
+#: a table cell: its HTML, or its HTML and CSS class
+Cell = str | tuple[str, str]
+
+
+def _tag(name: str, css: str) -> str:
+    return f'<{name} class="{css}">' if css else f"<{name}>"
+
+
+def _cell(name: str, cell: Cell) -> str:
+    content, css = cell if isinstance(cell, tuple) else (cell, "")
+    return f"{_tag(name, css)}{content}</{name}>"
+
+
+def html_table(head: Sequence[str] | None, rows: Sequence[Sequence[Cell]], row_classes: Sequence[str] = (), *,
+               css: str = "", row_headers: bool = False) -> str:
+    """Every table of the reports, from cells that are already HTML (escaped by the caller). ``head``: the header
+    row (None: none); ``row_headers``: each row's first cell heads it; ``css`` and ``row_classes`` style the table
+    and its rows."""
     classes = list(row_classes) + [""] * (len(rows) - len(row_classes))
-    header = "".join(f"<th>{cell}</th>" for cell in head)
-    body = "".join((f'<tr class="{css}">' if css else "<tr>") + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
-                   for row, css in zip(rows, classes))
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+    header = "" if head is None else f"<thead><tr>{''.join(_cell('th', cell) for cell in head)}</tr></thead>"
+    body = "".join(_tag("tr", row_css) + "".join(_cell("th" if row_headers and i == 0 else "td", cell)
+                                                 for i, cell in enumerate(row)) + "</tr>"
+                   for row, row_css in zip(rows, classes))
+    return f"{_tag('table', css)}{header}<tbody>{body}</tbody></table>"
 
 
 def _summary_html(metrics: dict) -> str:
     main, separation = summary_rows(metrics)
 
     def table(rows, head):
-        body = "".join(f'<tr><th>{name}</th><td class="num {grade}">{value}</td><td class="note">{note}</td></tr>'
-                       for name, value, grade, note in rows)
-        return f'<div><h3>{head}</h3><table class="summary"><tbody>{body}</tbody></table></div>'
+        cells = [(name, (value, f"num {grade}"), (note, "note")) for name, value, grade, note in rows]
+        return f'<div><h3>{head}</h3>{html_table(None, cells, css="summary", row_headers=True)}</div>'
 
     parts = []
     if main:
@@ -207,24 +223,19 @@ def _published_html(metrics: dict) -> str:
         ours["kpd_x1e3"] = metrics["kpd"]["value_x1e3"]
     columns = (("auc_low", "AUC low", 3), ("auc_high", "AUC high", 3), ("auc_cnn", "AUC CNN", 3),
                ("fpd_x1e3", "FPD&times;10&sup3;", 1), ("kpd_x1e3", "KPD&times;10&sup3;", 3))
-    head = "".join(f"<th>{label}</th>" for _, label, _ in columns) + "<th>GPU ms/shower (batch 100)</th>"
+    head = ["model", *(label for _, label, _ in columns), "GPU ms/shower (batch 100)"]
     quick = "" if metrics["settings"]["protocol_exact"] else " (quick settings)"
-    lines = [f'<tr class="ours"><th>this sample{quick}</th>'
-             + "".join(f'<td class="num">{_fmt(ours[key], digits)}</td>' for key, _, digits in columns)
-             + "<td>&ndash;</td></tr>"]
-    for row in rows:
-        cells = "".join(f'<td class="num">{_fmt(row.values[key], digits)}</td>' for key, _, digits in columns)
-        css = ' class="geant4"' if row.is_geant4 else ""
-        lines.append(f"<tr{css}><th>{html.escape(row.name)}</th>{cells}"
-                     f'<td class="num">{_fmt(row.gpu_ms_batch100, 1)}</td></tr>')
+    lines = [[f"this sample{quick}", *((_fmt(ours[key], digits), "num") for key, _, digits in columns), "&ndash;"]]
+    lines += [[html.escape(row.name), *((_fmt(row.values[key], digits), "num") for key, _, digits in columns),
+               (_fmt(row.gpu_ms_batch100, 1), "num")] for row in rows]
+    classes = ["ours"] + ["geant4" if row.is_geant4 else "" for row in rows]
     note = ("" if metrics["geometry"]["name"] == dataset else
             f" caloforge's <code>{html.escape(metrics['geometry']['name'])}</code> data are {dataset}-like but not"
             f" {dataset}: the rows below are context, not a like-for-like comparison.")
     return (f'<p class="muted">Published CaloChallenge results for <b>{dataset}</b>, measured on the official '
             f"{dataset} data (other showers than these).{note} Source: {html.escape(CITATION)}. "
             "AUCs are means of 10 trainings with the protocol's settings.</p>"
-            f'<div class="scroll"><table class="published"><thead><tr><th>model</th>{head}</tr></thead>'
-            f"<tbody>{''.join(lines)}</tbody></table></div>")
+            f'<div class="scroll">{html_table(head, lines, classes, css="published", row_headers=True)}</div>')
 
 
 def _separation_details(metrics: dict) -> str:
@@ -234,29 +245,27 @@ def _separation_details(metrics: dict) -> str:
     if not per_layer:
         return ""
     layers = sorted({layer for entry in per_layer.values() for layer in entry["layers"]})
-    head = "".join(f"<th>{layer}</th>" for layer in layers)
     body = []
     for name, entry in per_layer.items():
         values = dict(zip(entry["layers"], entry["values"]))
         floor = floors.get(name, {})
         noise = dict(zip(floor.get("layers", []), floor.get("values", [])))
-        cells = "".join(f'<td class="num {_grade_separation(values[layer], noise.get(layer))}">'
-                        f"{_sep(values[layer])}</td>" if layer in values else "<td></td>" for layer in layers)
-        body.append(f"<tr><th>{html.escape(name)}</th>{cells}</tr>")
+        grades = {layer: _grade_separation(value, noise.get(layer)) for layer, value in values.items()}
+        body.append([html.escape(name), *((_sep(values[layer]), f"num {grades[layer]}") if layer in values else ""
+                                          for layer in layers)])
+    table = html_table(["feature \\ layer", *map(str, layers)], body, css="layers", row_headers=True)
     return ("<details><summary>Separation power of every feature and layer</summary>"
-            f'<div class="scroll"><table class="layers"><thead><tr><th>feature \\ layer</th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div></details>")
+            f'<div class="scroll">{table}</div></details>')
 
 
 def _provenance_html(metrics: dict) -> str:
     files = metrics["files"]
-    rows = "".join(f"<tr><th>{role}</th><td><code>{html.escape(str(info['path']))}</code></td>"
-                   f"<td class=\"num\">{info['n_showers']}</td><td><code>{info['sha256']}</code></td></tr>"
-                   for role, info in files.items())
+    rows = [[role, f"<code>{html.escape(str(info['path']))}</code>", (str(info["n_showers"]), "num"),
+             f"<code>{info['sha256']}</code>"] for role, info in files.items()]
     settings = html.escape(json.dumps(metrics["settings"], indent=1))
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in metrics.get("timings_s", {}).items())
-    return (f'<div class="scroll"><table class="files"><thead><tr><th></th><th>file</th><th>showers</th>'
-            f"<th>sha256</th></tr></thead><tbody>{rows}</tbody></table></div>"
+    return (f'<div class="scroll">{html_table(["", "file", "showers", "sha256"], rows, css="files", row_headers=True)}'
+            "</div>"
             f"<p class=\"muted\">caloforge {html.escape(metrics['caloforge_version'])}, "
             f"{html.escape(metrics['created_utc'])}; time: {html.escape(timings)}. Every number is in "
             "<code>metrics.json</code> beside this file.</p>"
