@@ -111,6 +111,15 @@ CASES = [
     ("evaluate-out-file", "evaluate {data} -r {data} -o {data}", "is a file; give a folder"),
     ("evaluate-repeats", "evaluate {data} -r {data} --repeats 0", "--repeats: must be >= 1 (got 0)"),
     ("evaluate-threshold", "evaluate {data} -r {data} --threshold -1", "--threshold: must be >= 0 (got -1.0)"),
+    # bench: every option checked before the first model is timed
+    ("bench-sampler", "bench {caloman} --sampler euler:4", "--sampler: must be one of ddpm"),
+    ("bench-sampler-steps", "bench {caloman} --sampler heun:0", "--sampler steps: must be >= 1 (got 0)"),
+    ("bench-batch-zero", "bench {caloman} --batch-sizes 1,0", "--batch-sizes: must be >= 1 (got 0)"),
+    ("bench-batch-words", "bench {caloman} --batch-sizes one", "--batch-sizes: expected comma-separated counts"),
+    ("bench-repeats-zero", "bench {caloman} --repeats 0", "--repeats: must be >= 1 (got 0)"),
+    ("bench-budget-negative", "bench {caloman} --budget -1", "--budget: must be > 0 (got -1.0)"),
+    ("bench-threads-zero", "bench {caloman} --threads 0", "--threads: must be >= 1 (got 0)"),
+    ("bench-device", "bench {caloman} --device tpu", "--device: must be one of auto, cpu"),
     # data
     ("data-chunk-zero", "data check {data} --chunk-size 0", "--chunk-size: must be >= 1 (got 0)"),
     ("data-k-one", "data intrinsic-dim {data} --k 1", "--k: must be >= 2 (got 1)"),

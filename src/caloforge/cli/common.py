@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from caloforge.checks import Check, device
+from caloforge.checks import Check, OneOf, device
 from caloforge.data import ShowerFile, open_showers
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry, geometry_for_voxels, load_geometry
@@ -24,6 +24,14 @@ def checked(check: Check) -> Callable[[typer.CallbackParam, Any], Any]:
         check(param.opts[0] if param.opts else param.name, value)
         return value
     return callback
+
+
+def known_sampler(name: str, value: str | None) -> None:
+    """A sampler of ``caloforge.sampling`` or the students' consistency sampler."""
+    from caloforge.models.distill.student import CONSISTENCY
+    from caloforge.sampling import SAMPLERS
+
+    OneOf((*SAMPLERS, CONSISTENCY))(name, value)
 
 
 def device_option(default: str | None = "auto", help_text: str = "cpu, cuda, cuda:1, or auto (a GPU if present)."

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from caloforge.checks import COUNT, SEED, OneOf
-from caloforge.cli.common import checked, device_option
+from caloforge.cli.common import checked, device_option, known_sampler
 from caloforge.errors import CaloforgeError
 
 # torch-heavy modules are imported inside the commands, so that ``caloforge --help`` and ``data`` stay quick
@@ -40,13 +40,6 @@ def _parse_shard(shard: str | None) -> tuple[int, int] | None:
     return index, count
 
 
-def _known_sampler(name: str, value: str | None) -> None:
-    from caloforge.models.distill.student import CONSISTENCY
-    from caloforge.sampling import SAMPLERS
-
-    OneOf((*SAMPLERS, CONSISTENCY))(name, value)
-
-
 def generate(
     checkpoint: Path = typer.Argument(..., help="A caloforge checkpoint (model.pt)."),
     n: int = typer.Option(None, "--n", "--showers", callback=checked(COUNT), help="Number of showers (default: all "
@@ -54,7 +47,7 @@ def generate(
                           "its own options."),
     energies: str = typer.Option("log-uniform:1000:100000", help="FILE.h5 (its incident energies, in order) or "
                                  "log-uniform:LO:HI in MeV."),
-    sampler: str = typer.Option(None, callback=checked(_known_sampler),
+    sampler: str = typer.Option(None, callback=checked(known_sampler),
                                 help="Diffusion sampler: ddpm, ddim, dpmpp, heun (default: the checkpoint's)."),
     steps: int = typer.Option(None, callback=checked(COUNT), help="Sampler steps (default: the checkpoint's)."),
     batch_size: int = typer.Option(1000, "--batch-size", "-b", callback=checked(COUNT)),
