@@ -18,8 +18,8 @@ MIN_VOXEL_STD = 1.0
 
 
 def fit(config: FlowMatchConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
-    """Flow 1's u variables (per-layer dequantised) and the voxel coding of the cut showers."""
-    fitted = fit_preprocessing(geometry, energies, showers, config.alpha, dequantised_voxels=False)
+    """Flow 1's u variables and the voxel coding, of dequantised showers (``config.dequantise``) or of cut ones."""
+    fitted = fit_preprocessing(geometry, energies, showers, config.alpha, dequantised_voxels=config.dequantise)
     standardize = fitted["voxels"]["standardize"]
     standardize["std"] = [max(std, MIN_VOXEL_STD) for std in standardize["std"]]
     return fitted

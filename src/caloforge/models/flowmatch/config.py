@@ -22,6 +22,9 @@ class FlowMatchConfig:
     energy_depth: int = 3
     #: logit offset of the layer-fraction and voxel-share variables
     alpha: float = 1e-6
+    #: train on showers dequantised voxel by voxel (uniform noise under the readout threshold, cut again after
+    #: generation) rather than on the cut showers, whose empty voxels are one point in the shape variables
+    dequantise: bool = True
 
     def __post_init__(self) -> None:
         if min(self.width, self.depth, self.heads, self.mlp_ratio, self.energy_width, self.energy_depth) < 1:
