@@ -4,9 +4,11 @@ Each (model, batch size) cell: one warm-up call, then timed calls until ``--repe
 are spent (at least one), reporting the median wall time and, beside it, the median CPU time of the process (all
 its threads): on a machine shared with other jobs the wall time grows with their load, the CPU time much less.
 Incident energies are log-uniform in 1-100 GeV (seeded). A teacher/student row gives the speed ratio when both
-CaloFlow checkpoints are given.
+CaloFlow checkpoints are given (the par04-coarse teacher is no longer shipped: train it with
+``caloforge train configs/caloflow-teacher-par04-coarse.yaml --out runs/caloflow-teacher-par04-coarse``, or restore
+it as configs/caloflow-student-par04-coarse.yaml says).
 
-    .venv/bin/python bench/bench_flows.py src/caloforge/checkpoints/par04-coarse-caloflow-teacher.pt \
+    .venv/bin/python bench/bench_flows.py runs/caloflow-teacher-par04-coarse/model.pt \
         src/caloforge/checkpoints/par04-coarse-caloflow-student.pt src/caloforge/checkpoints/par04-coarse-caloman.pt --threads 1
 """
 

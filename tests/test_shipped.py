@@ -1,13 +1,13 @@
-"""The shipped weights: one folder, every file in its manifest as it is, and what export leaves out (the MADE
-masks) rebuilt by the loader exactly as saved."""
+"""The shipped weights: one folder within its budget, every file in its manifest as it is and as the shipping export
+writes it, and what that export leaves out (the MADE masks) rebuilt by the loader."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from caloforge.checkpoints import FOLDER, manifest
-from caloforge.contract import build_model, load_checkpoint, model_from_header, rebuilt_by_architecture, shippable
+from caloforge.checkpoints import BUDGET_BYTES, FOLDER, manifest
+from caloforge.contract import build_model, load_checkpoint, rebuilt_by_architecture, shippable
 from caloforge.train import run_config_from_dict, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,14 +23,20 @@ def test_the_manifest_describes_every_shipped_file_as_it_is():
         assert entry["trained_on"] and entry["training"] and entry["measured"], name
 
 
+def test_the_shipped_files_fit_the_budget():
+    assert sum(path.stat().st_size for path in FOLDER.glob("*.pt")) <= BUDGET_BYTES
+
+
 @pytest.mark.parametrize("entry", manifest(), ids=lambda entry: entry["file"])
-def test_the_architecture_rebuilds_every_shipped_mask_exactly(entry):
-    """So a shipped checkpoint may be exported without its masks and load unchanged."""
+def test_every_shipped_file_is_as_the_shipping_export_writes_it(entry):
+    """Averaged weights only, in the manifest's float type, without what the architecture rebuilds; and they load."""
     checkpoint = load_checkpoint(FOLDER / entry["file"])
-    rebuilt = model_from_header(checkpoint.header).state_dict()
-    saved = checkpoint.ema if checkpoint.ema is not None else checkpoint.model
-    masks = [name for name, tensor in saved.items() if rebuilt_by_architecture(name, tensor)]
-    assert all(torch.equal(saved[name], rebuilt[name]) for name in masks)
+    assert all(part is None for part in (checkpoint.ema, checkpoint.optimizer, checkpoint.scheduler, checkpoint.rng))
+    assert not any(rebuilt_by_architecture(*item) for item in checkpoint.model.items())
+    floats = {str(tensor.dtype).removeprefix("torch.") for tensor in checkpoint.model.values()
+              if tensor.is_floating_point()}
+    assert floats == {entry["weights"]}
+    build_model(checkpoint, source=entry["file"])
 
 
 def test_a_flow_exported_without_masks_samples_as_before(rebinned_sample, tmp_path):

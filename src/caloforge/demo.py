@@ -38,7 +38,6 @@ DEMO_METRICS = ("hist", "cls-low", "cls-high", "fpd", "kpd", "plots")
 #: the models the demo shows, full resolution first: one line per checkpoint file (see ``checkpoint_path``)
 DEMO_MODELS = (
     "par04-supercalo.pt",
-    "par04-coarse-caloflow-teacher.pt",
     "par04-coarse-caloflow-student.pt",
     "par04-coarse-caloman.pt",
 )
