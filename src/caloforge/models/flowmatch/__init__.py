@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from caloforge.contract import Family
+import torch
+
+from caloforge.contract import FIT_SHOWERS, Family, readout_threshold
 from caloforge.geometry import Geometry
 from caloforge.models.flowmatch.config import FlowMatchConfig
-from caloforge.models.flowmatch.model import FlowMatch
-from caloforge.models.flows import fit_preprocessing
+from caloforge.models.flowmatch.hits import fit_hit_coding
+from caloforge.models.flowmatch.model import FlowMatch, layer_token_index
+from caloforge.models.flows import cut, fit_preprocessing
 
 #: least spread (logit units) a voxel's variable is standardised by: a voxel empty in nearly every fitted shower
 #: has almost none, and its rare hits would land thousands of standard deviations out
@@ -18,10 +21,17 @@ MIN_VOXEL_STD = 1.0
 
 
 def fit(config: FlowMatchConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
-    """Flow 1's u variables and the voxel coding, of dequantised showers (``config.dequantise``) or of cut ones."""
-    fitted = fit_preprocessing(geometry, energies, showers, config.alpha, dequantised_voxels=config.dequantise)
+    """Flow 1's u variables (per-layer dequantised), the voxel coding of the cut showers and, for analog-bit tokens,
+    the hits' log-share statistics."""
+    fitted = fit_preprocessing(geometry, energies, showers, config.alpha, dequantised_voxels=False)
     standardize = fitted["voxels"]["standardize"]
     standardize["std"] = [max(std, MIN_VOXEL_STD) for std in standardize["std"]]
+    if config.voxels == "hits":
+        token_index, _ = layer_token_index(geometry)
+        slots = token_index < geometry.n_voxels
+        clean = cut(showers[:FIT_SHOWERS], readout_threshold(geometry))
+        tokens = torch.cat([clean, clean.new_zeros(len(clean), 1)], dim=1)[:, token_index]
+        fitted["hits"] = fit_hit_coding(tokens, tokens.sum(2), slots)
     return fitted
 
 

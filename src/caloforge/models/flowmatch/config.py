@@ -22,9 +22,9 @@ class FlowMatchConfig:
     energy_depth: int = 3
     #: logit offset of the layer-fraction and voxel-share variables
     alpha: float = 1e-6
-    #: train on showers dequantised voxel by voxel (uniform noise under the readout threshold, cut again after
-    #: generation) rather than on the cut showers, whose empty voxels are one point in the shape variables
-    dequantise: bool = True
+    #: how a layer token holds its voxels: "hits" (analog bits: hit or not, and a hit's log share) or "shares"
+    #: (one standardised logit share each, an empty voxel one point far below every hit)
+    voxels: str = "hits"
 
     def __post_init__(self) -> None:
         if min(self.width, self.depth, self.heads, self.mlp_ratio, self.energy_width, self.energy_depth) < 1:
@@ -32,5 +32,7 @@ class FlowMatchConfig:
                                  ">= 1")
         if self.width % self.heads:
             raise CaloforgeError(f"flowmatch: width {self.width} is not divisible by heads {self.heads}")
+        if self.voxels not in ("hits", "shares"):
+            raise CaloforgeError(f"flowmatch: voxels must be one of hits, shares (got {self.voxels!r})")
         if not 0 < self.alpha < 0.5:
             raise CaloforgeError(f"flowmatch: alpha {self.alpha} must lie in (0, 0.5)")

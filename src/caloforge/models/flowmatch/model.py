@@ -6,11 +6,10 @@ E_inc and the layer energies: a ``LayerTransformer`` velocity over one token per
 the true layer energies, as the energy model draws them. Both integrate their ODE with the same sampler and step
 count (``path.py``).
 
-The showers are dequantised voxel by voxel (the coding's fit decides, ``FlowMatchConfig.dequantise``): an empty
-voxel, half of Par04's, is then a slab under the threshold, not one point, and the decoding's threshold cut turns
-what lands there back into zeros. On cut showers the shape model must reproduce that point exactly, and at 3
-CPU-hours of training it had spread it: 40 % of its hits held under 1 MeV (Geant4: 2.5 %). Of a model of cut
-showers, the layer energies are dequantised per layer and empty layers are left out of the shape loss.
+A layer token holds its voxels as analog bits (``hits.py``, ``FlowMatchConfig.voxels = "hits"``: whether each is
+hit, and a hit's log share) or as one standardised logit share each (``"shares"``, the ``VoxelCoding`` of the cut
+showers). Either way the showers are cut at the readout threshold, the layer energies dequantised per layer, and
+empty layers, which carry no shape, are left out of the shape loss.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 from caloforge.geometry import Geometry
 from caloforge.models.flowmatch.config import FlowMatchConfig
 from caloforge.models.flowmatch.energy import LayerEnergyMatch
+from caloforge.models.flowmatch.hits import HitCoding
 from caloforge.models.flowmatch.network import LayerTransformer
 from caloforge.models.flowmatch.path import Velocity, integrate, straight_path
 from caloforge.models.flows import CHUNK, VoxelCoding, incident_condition, layer_condition
@@ -56,8 +56,11 @@ class FlowMatch(nn.Module):
         self.register_buffer("token_index", token_index, persistent=False)
         self.register_buffer("voxel_positions", voxel_positions, persistent=False)
         self.register_buffer("slots", (token_index < geometry.n_voxels).float(), persistent=False)
-        self.shape = LayerTransformer(geometry.n_layers, token_index.shape[1], 1, 1, config.width, config.depth,
-                                      config.heads, config.mlp_ratio)
+        # the fitted preprocessing tells which coding a checkpoint was trained with
+        self.hits = HitCoding(fitted["hits"], self.slots, self.coding.threshold) if "hits" in fitted else None
+        channels = 2 if self.hits is not None else 1
+        self.shape = LayerTransformer(geometry.n_layers, channels * token_index.shape[1], 1, 1, config.width,
+                                      config.depth, config.heads, config.mlp_ratio)
 
     def to_tokens(self, y: Tensor) -> Tensor:
         """(N, voxels) -> (N, L, V) layer tokens, padded with zeros."""
@@ -70,22 +73,27 @@ class FlowMatch(nn.Module):
         conditions = incident_condition(energies), layer_condition(layers)[..., None]
         return lambda x_t, t: self.shape(x_t, t, *conditions)
 
-    @property
-    def dequantised(self) -> bool:
-        """Whether the coding was fitted on dequantised voxels (else on cut showers, with per-layer noise)."""
-        return not self.coding.per_layer_noise
+    def encode(self, clean: Tensor, clean_layers: Tensor) -> Tensor:
+        """Cut showers (N, voxels) and their layer energies -> the shape model's tokens."""
+        if self.hits is not None:
+            return self.hits.encode(self.to_tokens(clean), clean_layers)
+        return self.to_tokens(self.coding.encode(clean, clean_layers))
+
+    def decode(self, tokens: Tensor, layers: Tensor) -> Tensor:
+        """The shape model's tokens and drawn (per-layer dequantised) layer energies -> showers (N, voxels) in MeV."""
+        if self.hits is not None:
+            return self.from_tokens(self.hits.decode(tokens, (layers - 0.5 * self.coding.threshold).clamp_min(0)))
+        return self.coding.decode_cut(self.from_tokens(tokens), layers)
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """The energy model's flow-matching loss plus the shape model's over the lit layers."""
-        if self.dequantised:
-            voxels = self.coding.dequantise(showers)
-            layers = voxel_layers = self.coding.layer_energies(voxels)
-        else:
-            voxels = self.coding.cut(showers)
-            voxel_layers, layers = self.coding.layer_energies(voxels), self.coding.noisy_layer_energies(showers)
-        x_t, t, target = straight_path(self.to_tokens(self.coding.encode(voxels, voxel_layers)))
-        error = ((self.shape_velocity(energies, layers)(x_t, t) - target) ** 2 * self.slots).sum(2) / self.slots.sum(1)
-        lit = (voxel_layers > 0).to(error.dtype)
+        clean = self.coding.cut(showers)
+        clean_layers = self.coding.layer_energies(clean)
+        layers = self.coding.noisy_layer_energies(showers)
+        x_t, t, target = straight_path(self.encode(clean, clean_layers))
+        slots = self.slots.repeat(1, x_t.shape[2] // self.slots.shape[1])
+        error = ((self.shape_velocity(energies, layers)(x_t, t) - target) ** 2 * slots).sum(2) / slots.sum(1)
+        lit = (clean_layers > 0).to(error.dtype)
         return (error * lit).sum() / lit.sum().clamp_min(1) + self.energy.loss(energies, layers)
 
     @torch.no_grad()
@@ -96,8 +104,7 @@ class FlowMatch(nn.Module):
         chunks = []
         for chunk in torch.as_tensor(energies, dtype=torch.float32).split(CHUNK):
             layers = self.energy.sample(chunk, generator, sampler, steps)
-            x1 = integrate(self.shape_velocity(chunk, layers), (len(chunk), *self.token_index.shape), sampler, steps,
-                           generator)
-            decode = self.coding.decode if self.dequantised else self.coding.decode_cut
-            chunks.append(decode(self.from_tokens(x1), layers))
+            shape = (len(chunk), self.token_index.shape[0], self.shape.out.out_features)
+            chunks.append(self.decode(integrate(self.shape_velocity(chunk, layers), shape, sampler, steps, generator),
+                                      layers))
         return torch.cat(chunks)
