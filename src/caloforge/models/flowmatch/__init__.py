@@ -4,9 +4,8 @@ quality per CPU-hour: one shape network shared by all layers, a few ODE steps.""
 
 from __future__ import annotations
 
-from torch import Tensor
-
 import torch
+from torch import Tensor
 
 from caloforge.contract import FIT_SHOWERS, Family, readout_threshold
 from caloforge.geometry import Geometry
