@@ -160,7 +160,10 @@ def format_table(points: list[TimingPoint]) -> str:
     rows: dict[tuple, dict[int, TimingPoint]] = {}
     for p in points:
         rows.setdefault((p.model, p.options, p.device), {})[p.batch_size] = p
-    header = f"{'model':28s} {'options':22s} {'device':7s} " + " ".join(f"{'bs ' + str(b):>16s}" for b in sizes)
+    model_width = max(len("model"), *(len(key[0]) for key in rows))
+    options_width = max(len("options"), *(len(key[1]) for key in rows))
+    header = (f"{'model':{model_width}s} {'options':{options_width}s} {'device':7s} "
+              + " ".join(f"{'bs ' + str(b):>16s}" for b in sizes))
     lines = [header, "-" * len(header)]
     for (model, options, device), by_size in rows.items():
         cells = []
@@ -173,7 +176,7 @@ def format_table(points: list[TimingPoint]) -> str:
                 if p.speedup_vs_geant4:
                     text += f" x{p.speedup_vs_geant4:.3g}"
                 cells.append(f"{text:>16s}")
-        lines.append(f"{model[:28]:28s} {options[:22]:22s} {device:7s} " + " ".join(cells))
+        lines.append(f"{model:{model_width}s} {options:{options_width}s} {device:7s} " + " ".join(cells))
     lines.append("ms per shower (median of repeats); xN: speed-up over Geant4 on its recorded CPU time; "
                  "est.: not run, extrapolated linearly from the previous batch size")
     lines += [f"BUSY {p.model} bs {p.batch_size}: {p.busy}; not a speed figure, time again on an idle machine"
