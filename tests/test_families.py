@@ -32,6 +32,7 @@ TINY = {
                                                  "layer_hidden": [8], "fit_showers": 100}},
     "flowmatch": {"model": {"width": 16, "depth": 1, "heads": 2, "energy_width": 16, "energy_depth": 1},
                   "sample": {"steps": 2}},
+    "flowmatch-student": {"model": {"n_intervals": 4}},
 }
 
 #: families whose checkpoint generates only joined to a model of the coarse showers it refines (``combine``)

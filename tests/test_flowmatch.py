@@ -1,5 +1,5 @@
-"""Flow matching, energy first: layer tokens, the flow ODE through the diffusion samplers, and a trained model's
-showers."""
+"""Flow matching, energy first: layer tokens, the flow ODE through the diffusion samplers, a trained model's
+showers, and its consistency student's objective and sampler."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 from caloforge.data import open_showers, sample_path, write_showers
 from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models.flowmatch.model import layer_token_index
-from caloforge.models.flowmatch.path import integrate
+from caloforge.models.flowmatch.path import T_START, consistency_pair, flow_sigmas, integrate
+from caloforge.sampling.samplers import consistency
 from caloforge.train import load_model, run_config_from_dict, train
 
 TINY = {"width": 16, "depth": 1, "heads": 2, "energy_width": 16, "energy_depth": 1}
@@ -97,3 +98,30 @@ def test_training_lowers_the_loss_and_sampling_is_seeded_and_keeps_the_energy_mo
     assert torch.allclose(drawn[lit], expected[lit], rtol=1e-3)
     if voxels == "hits":  # a layer of energy beyond the threshold is never left empty
         assert (lit | (expected <= model.coding.threshold)).all()
+
+
+def test_the_exact_flow_of_a_point_is_already_consistent():
+    """Data at one point c: the exact velocity (c - x_t) / (1 - t) aims every x_t at c, so the teacher's Euler step
+    stays on the trajectory and the student's end estimate equals the target's; a student off by a constant
+    velocity is off by (1 - t)."""
+    torch.manual_seed(0)
+    c = torch.tensor([1.5, -2.0, 0.5]).expand(256, 3)
+    exact = lambda x_t, t: (c - x_t) / (1 - t).clamp_min(1e-6)[:, None]
+    times = torch.linspace(T_START, 1, 9)
+    mine, goal = consistency_pair(exact, exact, exact, c, times)
+    assert torch.allclose(mine, c, atol=1e-4) and torch.allclose(goal, c, atol=1e-4)
+    mine, goal = consistency_pair(lambda x_t, t: exact(x_t, t) + 1, exact, exact, c, times)
+    assert torch.allclose(goal, c, atol=1e-4) and float((mine - goal).abs().min()) > 0.12  # 1 - t >= (1 - T_START) / 8
+
+
+def test_the_consistency_sampler_makes_one_pass_per_level_and_renoises_between():
+    levels, inputs = flow_sigmas(3), []
+
+    def denoiser(x, sigma):
+        inputs.append((float(sigma), x))
+        return torch.zeros_like(x)
+
+    out = consistency(denoiser, levels[0] * torch.randn(20_000, 2), levels, torch.Generator().manual_seed(0))
+    assert [sigma for sigma, _ in inputs] == pytest.approx(levels[:-1].tolist())
+    assert [float(x.std()) for _, x in inputs] == pytest.approx(levels[:-1].tolist(), rel=0.03)
+    assert torch.equal(out, torch.zeros(20_000, 2))

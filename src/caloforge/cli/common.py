@@ -27,11 +27,10 @@ def checked(check: Check) -> Callable[[typer.CallbackParam, Any], Any]:
 
 
 def known_sampler(name: str, value: str | None) -> None:
-    """A sampler of ``caloforge.sampling`` or the students' consistency sampler."""
-    from caloforge.models.distill.student import CONSISTENCY
+    """A sampler of ``caloforge.sampling``."""
     from caloforge.sampling import SAMPLERS
 
-    OneOf((*SAMPLERS, CONSISTENCY))(name, value)
+    OneOf(tuple(SAMPLERS))(name, value)
 
 
 def device_option(default: str | None = "auto", help_text: str = "cpu, cuda, cuda:1, or auto (a GPU if present)."

@@ -79,6 +79,7 @@ _MODULES = {
     "caloflow-student": "caloforge.models.caloflow_student",
     "caloman": "caloforge.models.caloman",
     "flowmatch": "caloforge.models.flowmatch",
+    "flowmatch-student": "caloforge.models.flowmatch_student",
 }
 
 

@@ -97,8 +97,20 @@ def heun(denoiser: Denoiser, x: Tensor, sigmas: Tensor, generator: torch.Generat
     return x
 
 
+def consistency(denoiser: Denoiser, x: Tensor, sigmas: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1): at each level the denoiser's estimate, noised
+    afresh to the next level. For a denoiser trained as a consistency function, which maps any point of the ODE
+    trajectory to its end; one evaluation per level."""
+    for sigma, nxt in zip(sigmas[:-1], sigmas[1:]):
+        x = denoiser(x, sigma)
+        if nxt > 0:
+            x = x + nxt * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x
+
+
 #: samplers by the name ``caloforge generate --sampler`` takes
-SAMPLERS: dict[str, Sampler] = {"ddpm": ddpm, "ddim": ddim, "dpmpp": dpmpp_2m, "heun": heun}
+SAMPLERS: dict[str, Sampler] = {"ddpm": ddpm, "ddim": ddim, "dpmpp": dpmpp_2m, "heun": heun,
+                                "consistency": consistency}
 
 
 def get_sampler(name: str) -> Sampler:

@@ -9,11 +9,9 @@ teacher DDIM step to ``x_{n-1}``, and pull the student's ``f(x_n, s_n)`` towards
 exponential moving average (decay mu) of the student; both start as copies of the teacher. The student's network
 and x0 estimate are the teacher's own (``CaloDiffusion.network`` and ``denoise``, clamp included).
 
-Training state lives in the module so that the shared trainer runs it unchanged and resumes it exactly: the target
-network is a frozen submodule (its weights are in the checkpoint; the trainer's EMA averages them with the rest,
-harmlessly), and ``updates`` counts training batches. At the first training batch the student copies the teacher
-(no ``train.init_from`` needed); at each later one the target moves towards the student, which the optimiser
-changed after the previous batch. The teacher itself is the ``FrozenModel`` named by ``config.teacher``.
+The target network and the update count live in the module (``targets.py``): at the first training batch the
+student copies the teacher (no ``train.init_from`` needed). The teacher itself is the ``FrozenModel`` named by
+``config.teacher``.
 
 Sampling (Song et al. Algorithm 1): ``x0 = f(sigma_max z)``, then per further level s: ``x0 = f(x0 + s z')``.
 All noise is drawn up front from the generator and passed to ``decode``, a deterministic function of it, which
@@ -30,8 +28,10 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.diffusion import CaloDiffusion
 from caloforge.models.distill.config import ConsistencyConfig
+from caloforge.models.distill.targets import advance_target
 
-#: sampler name of the few-step consistency sampler; the teacher's samplers (ddim, ...) also run on the student
+#: the few-step sampler of the student's own ``decode`` (the VP prior; ``caloforge export`` turns it into one graph);
+#: the teacher's samplers (ddim, ...) also run on the student
 CONSISTENCY = "consistency"
 
 #: the calodiffusion checkpoint a student distils
@@ -56,27 +56,10 @@ class ConsistencyStudent(CaloDiffusion):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.target = CaloDiffusion(architecture, geometry, fitted).requires_grad_(False)
 
-    def _training_step_start(self) -> None:
-        """Initialise from the teacher at the first training batch, afterwards move the target towards the student."""
-        mine = {k: v for k, v in self.state_dict().items() if not k.startswith("target.") and k != "updates"}
-        with torch.no_grad():
-            if int(self.updates) == 0:
-                teacher = TEACHER.load(self.config, self.levels.device).state_dict()
-                if teacher.keys() != mine.keys():
-                    raise CaloforgeError(f"calodiffusion-student: {self.config.teacher} does not match the student's "
-                                         "architecture")
-                for key, value in mine.items():
-                    value.copy_(teacher[key])
-                self.target.load_state_dict(teacher)
-            else:
-                for key, value in self.target.state_dict().items():
-                    value.lerp_(mine[key], 1 - self.config.target_decay)
-        self.updates += 1
-
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """The consistency-distillation loss of one batch: squared distance in the preprocessed space."""
         if self.training:
-            self._training_step_start()
+            advance_target(self, TEACHER, self.config)
         teacher = TEACHER.load(self.config, showers.device)
         x0 = self.preprocessing.forward(showers, energies)
         energy = self.shower_condition(energies, self.training_layers(showers))

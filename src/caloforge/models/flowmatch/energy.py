@@ -30,8 +30,12 @@ class LayerEnergyMatch(LayerVariables):
         condition = incident_condition(energies)
         return lambda y_t, t: self.network(torch.cat([y_t, time_features(t), condition], dim=1))
 
+    def variables(self, energies: Tensor, layers: Tensor) -> Tensor:
+        """(N, L) layer energies in MeV -> the flow's variables (the end of its path)."""
+        return self.encode(self.to_u(layers, energies))
+
     def loss(self, energies: Tensor, layers: Tensor) -> Tensor:
-        y_t, t, target = straight_path(self.encode(self.to_u(layers, energies)))
+        y_t, t, target = straight_path(self.variables(energies, layers))
         return F.mse_loss(self.velocity(energies)(y_t, t), target)
 
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = "heun",

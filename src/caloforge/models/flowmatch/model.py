@@ -85,16 +85,26 @@ class FlowMatch(nn.Module):
             return self.from_tokens(self.hits.decode(tokens, (layers - 0.5 * self.coding.threshold).clamp_min(0)))
         return self.coding.decode_cut(self.from_tokens(tokens), layers)
 
-    def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
-        """The energy model's flow-matching loss plus the shape model's over the lit layers."""
+    def training_tokens(self, showers: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The shape model's data tokens, the layer energies it is conditioned on (dequantised per layer, as the
+        energy model draws them) and which layers are lit, of a batch of showers."""
         clean = self.coding.cut(showers)
         clean_layers = self.coding.layer_energies(clean)
-        layers = self.coding.noisy_layer_energies(showers)
-        x_t, t, target = straight_path(self.encode(clean, clean_layers))
-        slots = self.slots.repeat(1, x_t.shape[2] // self.slots.shape[1])
-        error = ((self.shape_velocity(energies, layers)(x_t, t) - target) ** 2 * slots).sum(2) / slots.sum(1)
-        lit = (clean_layers > 0).to(error.dtype)
-        return (error * lit).sum() / lit.sum().clamp_min(1) + self.energy.loss(energies, layers)
+        return self.encode(clean, clean_layers), self.coding.noisy_layer_energies(showers), clean_layers > 0
+
+    def shape_error(self, prediction: Tensor, target: Tensor, lit: Tensor) -> Tensor:
+        """Mean squared error over the real voxel slots of the lit layers' tokens."""
+        slots = self.slots.repeat(1, target.shape[2] // self.slots.shape[1])
+        error = ((prediction - target) ** 2 * slots).sum(2) / slots.sum(1)
+        lit = lit.to(error.dtype)
+        return (error * lit).sum() / lit.sum().clamp_min(1)
+
+    def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
+        """The energy model's flow-matching loss plus the shape model's over the lit layers."""
+        tokens, layers, lit = self.training_tokens(showers)
+        x_t, t, target = straight_path(tokens)
+        return self.shape_error(self.shape_velocity(energies, layers)(x_t, t), target, lit) + self.energy.loss(
+            energies, layers)
 
     @torch.no_grad()
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = "heun",

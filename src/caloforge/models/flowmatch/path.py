@@ -27,8 +27,31 @@ def straight_path(x1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(x_t, t, target velocity) for data ``x1`` (N, ...), noise and times drawn from torch's generator."""
     noise = torch.randn_like(x1)
     t = torch.rand(len(x1), device=x1.device, dtype=x1.dtype)
-    t_column = t.reshape(-1, *([1] * (x1.dim() - 1)))
-    return (1 - t_column) * noise + t_column * x1, t, x1 - noise
+    return _column(1 - t, x1) * noise + _column(t, x1) * x1, t, x1 - noise
+
+
+def x1_estimate(velocity: Velocity, x_t: Tensor, t: Tensor) -> Tensor:
+    """The path's end seen from x_t at times ``t`` (N,): x_t + (1 - t) v, a straight line to the end."""
+    return x_t + _column(1 - t, x_t) * velocity(x_t, t)
+
+
+def consistency_pair(student: Velocity, target: Velocity, teacher: Velocity, x1: Tensor, times: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+    """Consistency distillation on the flow (Song et al. 2023): the student's end estimate at a point x_t of the
+    path of data ``x1``, and the target network's from the point that one teacher Euler step carries x_t to, at
+    the next of the increasing flow ``times``. The student learns to give one end to every point of a trajectory."""
+    n = torch.randint(0, len(times) - 1, (len(x1),), device=x1.device)
+    t, t_next = times[n], times[n + 1]
+    x_t = _column(1 - t, x1) * torch.randn_like(x1) + _column(t, x1) * x1
+    with torch.no_grad():
+        x_next = x_t + _column(t_next - t, x1) * teacher(x_t, t)
+        goal = x1_estimate(target, x_next, t_next)
+    return x1_estimate(student, x_t, t), goal
+
+
+def _column(values: Tensor, like: Tensor) -> Tensor:
+    """(N,) values shaped to broadcast against ``like`` (N, ...)."""
+    return values.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def flow_sigmas(steps: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -40,9 +63,8 @@ def flow_sigmas(steps: int, dtype: torch.dtype = torch.float32) -> Tensor:
 def denoiser(velocity: Velocity) -> Denoiser:
     """D(x, sigma) -> x_1 in the samplers' variable x = x_t / t."""
     def denoise(x: Tensor, sigma: Tensor) -> Tensor:
-        t = 1 / (1 + sigma)
-        x_t = x * t
-        return x_t + (1 - t) * velocity(x_t, t.expand(len(x)))
+        t = (1 / (1 + sigma)).expand(len(x))
+        return x1_estimate(velocity, x * _column(t, x), t)
     return denoise
 
 
