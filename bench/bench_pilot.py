@@ -12,8 +12,9 @@ by the demo's classifier, whose batches of 100 give it enough steps at a few tho
 all high-level features; FPD and KPD). Out: ``pilot.md`` (the table),
 ``pilot.json`` (every number) and ``pilot.png`` (AUC against CPU-minutes).
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_pilot.py --budget 30 --out runs/pilot \
-        --reuse flowmatch=runs/flowmatch-par04
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_pilot.py --budget 20 --out runs/pilot
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_pilot.py --candidates flowmatch --budget 20 --out runs/pilot-hits \
+        --reuse flowmatch=runs/flowmatch-par04 --also runs/pilot/pilot.json
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ class Candidate:
 
 
 CANDIDATES = {
-    # (b) energy first, one layer-shared shape network by conditional flow matching
+    # (b) energy first, one layer-shared shape network by conditional flow matching; voxels as analog bits
     "flowmatch": Candidate((Stage("configs/flowmatch-par04.yaml"),)),
+    # (b) with one logit share per voxel instead
+    "flowmatch-shares": Candidate((Stage("configs/flowmatch-par04.yaml", 1.0, ("model.voxels=shares",)),)),
     # (c) today's par04 CaloMan recipe, its two stages in the ratio of their recipe's CPU time
     "caloman": Candidate((Stage("configs/caloman-autoencoder-par04.yaml", 0.7),
                           Stage("configs/caloman-par04.yaml", 0.3, ("train.init_from={previous}/model.pt",)))),
@@ -154,13 +157,15 @@ def main() -> None:
                         help="Geant4 showers for the floors (its first n)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/pilot"))
+    parser.add_argument("--also", nargs="*", type=Path, default=[], metavar="PILOT_JSON",
+                        help="rows of earlier pilots (same yardstick) to tabulate and draw beside these")
     args = parser.parse_args()
 
     reused = dict(item.split("=", 1) for item in args.reuse)
     args.out.mkdir(parents=True, exist_ok=True)
     reference = first_showers(args.reference, args.n, args.out / f"reference-{args.n}.h5")
     floor = first_showers(args.train_file, args.n, args.out / f"geant4-{args.n}.h5")
-    rows = []
+    rows = [row for path in args.also for row in json.loads(path.read_text())]
     for name in args.candidates:
         candidate = CANDIDATES[name]
         folder = Path(reused.get(name, args.out / name))

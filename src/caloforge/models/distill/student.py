@@ -28,7 +28,7 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.diffusion import CaloDiffusion
 from caloforge.models.distill.config import ConsistencyConfig
-from caloforge.models.distill.targets import advance_target
+from caloforge.models.distill.targets import add_training_state, advance_target
 
 #: the few-step sampler of the student's own ``decode`` (the VP prior; ``caloforge export`` turns it into one graph);
 #: the teacher's samplers (ddim, ...) also run on the student
@@ -53,8 +53,7 @@ class ConsistencyStudent(CaloDiffusion):
         self.config = config
         # s_0 = 0 < s_1 < ... < s_N: N evenly spaced levels of the teacher's schedule, its noisiest one last
         self.register_buffer("levels", self.schedule.sigmas(config.n_intervals).flip(0), persistent=False)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        self.target = CaloDiffusion(architecture, geometry, fitted).requires_grad_(False)
+        add_training_state(self, CaloDiffusion(architecture, geometry, fitted))
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """The consistency-distillation loss of one batch: squared distance in the preprocessed space."""

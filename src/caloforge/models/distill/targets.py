@@ -14,6 +14,13 @@ from caloforge.contract import FrozenModel
 from caloforge.errors import CaloforgeError
 
 
+def add_training_state(student: nn.Module, target: nn.Module) -> None:
+    """Give ``student`` its frozen ``target`` network (a fresh model of the teacher's architecture) and its count of
+    training batches."""
+    student.register_buffer("updates", torch.zeros((), dtype=torch.long))
+    student.target = target.requires_grad_(False)
+
+
 def advance_target(student: nn.Module, teacher: FrozenModel, config) -> None:
     """Before a training batch of ``student`` (with submodule ``target`` and buffer ``updates``): at the first, the
     student and its target copy the teacher; at each later one the target moves towards the student, which the

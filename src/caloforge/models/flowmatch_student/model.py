@@ -17,7 +17,7 @@ from torch import Tensor
 from caloforge.contract import FrozenModel
 from caloforge.geometry import Geometry
 from caloforge.models.distill import ConsistencyConfig
-from caloforge.models.distill.targets import advance_target
+from caloforge.models.distill.targets import add_training_state, advance_target
 from caloforge.models.flowmatch.model import FlowMatch
 from caloforge.models.flowmatch.path import T_START, consistency_pair
 
@@ -36,8 +36,7 @@ class FlowMatchStudent(FlowMatch):
         super().__init__(architecture, geometry, fitted)
         self.config = config
         self.register_buffer("times", torch.linspace(T_START, 1, config.n_intervals + 1), persistent=False)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        self.target = FlowMatch(architecture, geometry, fitted).requires_grad_(False)
+        add_training_state(self, FlowMatch(architecture, geometry, fitted))
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """The consistency-distillation loss of the shape model (over the lit layers) plus the energy model's."""
