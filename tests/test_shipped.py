@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from caloforge.checkpoints import BUDGET_BYTES, FOLDER, manifest
-from caloforge.contract import build_model, load_checkpoint, rebuilt_by_architecture, shippable
+from caloforge.contract import (build_model, left_out_of_shipping, load_checkpoint, rebuilt_by_architecture,
+                               shippable)
 from caloforge.train import run_config_from_dict, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -29,10 +30,11 @@ def test_the_shipped_files_fit_the_budget():
 
 @pytest.mark.parametrize("entry", manifest(), ids=lambda entry: entry["file"])
 def test_every_shipped_file_is_as_the_shipping_export_writes_it(entry):
-    """Averaged weights only, in the manifest's float type, without what the architecture rebuilds; and they load."""
+    """Averaged weights only, in the manifest's float type, without what the architecture rebuilds or only training
+    needs; and they load."""
     checkpoint = load_checkpoint(FOLDER / entry["file"])
     assert all(part is None for part in (checkpoint.ema, checkpoint.optimizer, checkpoint.scheduler, checkpoint.rng))
-    assert not any(rebuilt_by_architecture(*item) for item in checkpoint.model.items())
+    assert not any(left_out_of_shipping(*item) for item in checkpoint.model.items())
     floats = {str(tensor.dtype).removeprefix("torch.") for tensor in checkpoint.model.values()
               if tensor.is_floating_point()}
     assert floats == {entry["weights"]}
@@ -50,6 +52,26 @@ def test_a_flow_exported_without_masks_samples_as_before(rebinned_sample, tmp_pa
     exported = shippable(checkpoint)
     assert any(rebuilt_by_architecture(*item) for item in checkpoint.ema.items())
     assert not any(rebuilt_by_architecture(*item) for item in exported.model.items())
+    energies = torch.full((8,), 10_000.0)
+    before, after = (build_model(c).sample(energies, generator=torch.Generator().manual_seed(0))
+                     for c in (checkpoint, exported))
+    assert torch.equal(before, after)
+
+
+def test_a_student_ships_without_its_target_network_and_samples_as_before(rebinned_sample, tmp_path):
+    *_, data = rebinned_sample(100)
+    common = {"geometry": "par04-coarse", "data": {"train": data},
+              "train": {"epochs": 1, "max_steps": 2, "batch_size": 32, "device": "cpu"}}
+    teacher = train(run_config_from_dict({"family": "flowmatch", "model": {"width": 16, "depth": 1, "heads": 2,
+                                                                          "energy_width": 16, "energy_depth": 1},
+                                          **common}), tmp_path / "teacher", progress=False)
+    train(run_config_from_dict({"family": "flowmatch-student", "model": {"teacher": str(teacher), "n_intervals": 4},
+                                **common}), tmp_path / "student", progress=False)
+    checkpoint = load_checkpoint(tmp_path / "student" / "last.pt")
+    exported = shippable(checkpoint)
+    assert any(name.startswith("target.") for name in checkpoint.ema)
+    assert not any(left_out_of_shipping(*item) for item in exported.model.items())
+    assert sum(map(torch.numel, exported.model.values())) < 0.6 * sum(map(torch.numel, checkpoint.ema.values()))
     energies = torch.full((8,), 10_000.0)
     before, after = (build_model(c).sample(energies, generator=torch.Generator().manual_seed(0))
                      for c in (checkpoint, exported))

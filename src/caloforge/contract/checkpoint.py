@@ -149,13 +149,23 @@ def rebuilt_by_architecture(name: str, tensor: torch.Tensor) -> bool:
     return name.endswith(".mask") and tensor.dtype == torch.bool
 
 
+def training_only(name: str) -> bool:
+    """Whether a saved tensor serves training alone, so that a shipped checkpoint leaves it out and loading keeps
+    the built model's own: a consistency student's target network and its count of updates (half its file)."""
+    return name.startswith("target.") or name == "updates"
+
+
+def left_out_of_shipping(name: str, tensor: torch.Tensor) -> bool:
+    return rebuilt_by_architecture(name, tensor) or training_only(name)
+
+
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str | Path, strict: bool = True) -> None:
-    """``model.load_state_dict(weights)``, with weights of other names or shapes reported in one line; what the
-    architecture rebuilds (``rebuilt_by_architecture``) may be missing from ``weights``.
+    """``model.load_state_dict(weights)``, with weights of other names or shapes reported in one line; what a shipped
+    checkpoint leaves out (``left_out_of_shipping``) may be missing from ``weights``.
 
     ``strict=False`` (a pretrained part) skips names the other side lacks, but shapes must still agree."""
     expected = model.state_dict()
-    weights = {**{name: tensor for name, tensor in expected.items() if rebuilt_by_architecture(name, tensor)},
+    weights = {**{name: tensor for name, tensor in expected.items() if left_out_of_shipping(name, tensor)},
                **weights}
     problems = [f"{name} is {tuple(weights[name].shape)}, the model's {tuple(tensor.shape)}"
                 for name, tensor in expected.items() if name in weights and weights[name].shape != tensor.shape]
@@ -198,13 +208,14 @@ def slim(checkpoint: Checkpoint) -> Checkpoint:
 
 
 def shippable(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
-    """The checkpoint to ship (``caloforge export --weights``): ``slim``, without what the architecture rebuilds.
+    """The checkpoint to ship (``caloforge export --weights``): ``slim``, without what the architecture rebuilds or
+    only training needs (``left_out_of_shipping``).
 
     ``half`` stores floating-point weights as float16, half the file: ``load_state_dict`` copies them back into the
     float32 model, which then computes as before (the shipped CaloMan and CaloFlow student, stored so, scored as
     their float32 originals; a CaloMan's voxels moved by 2e-4 relative, median).
     """
-    weights = {key: value for key, value in slim(checkpoint).model.items() if not rebuilt_by_architecture(key, value)}
+    weights = {key: value for key, value in slim(checkpoint).model.items() if not left_out_of_shipping(key, value)}
     if half:
         weights = {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
     return Checkpoint(header=checkpoint.header, model=weights)
