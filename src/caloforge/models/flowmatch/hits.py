@@ -2,10 +2,10 @@
 
 Each voxel slot of a token becomes two numbers: its hit bit as +1 or -1 (analog bits, Chen, Zhang and Hinton 2022,
 arXiv:2208.04202) and, for a hit, its log share of the layer's energy, standardised per voxel over the hits of the
-fitted showers (0 for an empty voxel). A continuous flow lands a bit well away from 0, so its sign decides the hit;
-a hit's share is then one unimodal number. Coded as one logit share per voxel, an empty voxel (half of Par04's) is
-one point far below every hit, and the shape model smeared that point into hits of a few keV: after 3 CPU-hours of
-training 40 % of its hits held under 1 MeV, against Geant4's 2.5 %.
+fitted showers (0 for an empty voxel). The sign of a drawn bit decides the hit, and a hit's share is one unimodal
+number, where the logit-share coding (``VoxelCoding``) makes an empty voxel one point far below every hit, which the
+shape model smears into hits of a few keV. On Par04 at equal CPU time this coding is still far behind that one: its
+drawn bits are not yet near +-1 and it lights too many voxels (see the README's pilot).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ E_inc and the layer energies: a ``LayerTransformer`` velocity over one token per
 the true layer energies, as the energy model draws them. Both integrate their ODE with the same sampler and step
 count (``path.py``).
 
-A layer token holds its voxels as analog bits (``hits.py``, ``FlowMatchConfig.voxels = "hits"``: whether each is
-hit, and a hit's log share) or as one standardised logit share each (``"shares"``, the ``VoxelCoding`` of the cut
-showers). Either way the showers are cut at the readout threshold, the layer energies dequantised per layer, and
+A layer token holds its voxels as one standardised logit share each (``FlowMatchConfig.voxels = "shares"``, the
+``VoxelCoding`` of the cut showers) or as analog bits (``"hits"``, ``hits.py``: whether each is hit, and a hit's
+log share). Either way the showers are cut at the readout threshold, the layer energies dequantised per layer, and
 empty layers, which carry no shape, are left out of the shape loss.
 """
 
