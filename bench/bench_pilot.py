@@ -144,6 +144,19 @@ def plot(rows: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def markdown_table(rows: list[dict]) -> str:
+    header = ["candidate", "CPU-min", "AUC low", "floor", "AUC high", "floor", "mean sep. power", "FPD", "KPD"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["candidate"], f"{row['cpu_minutes']:.1f}"]
+        for classifier in CLASSIFIERS:
+            cells += [f"{row[classifier]:.3f}", "" if row[f"{classifier}-floor"] is None
+                      else f"{row[f'{classifier}-floor']:.3f}"]
+        cells += [f"{row['separation_mean']:.4f}", f"{row['fpd']:.4g}", f"{row['kpd']:.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=30.0, help="CPU-minutes of training per candidate")
@@ -177,16 +190,7 @@ def main() -> None:
             rows.append({"candidate": name, "snapshot": str(path), "cpu_minutes": round(minutes, 1), **row})
             (args.out / "pilot.json").write_text(json.dumps(rows, indent=1))
     plot(rows, args.out / "pilot.png")
-    header = ["candidate", "CPU-min", "AUC low", "floor", "AUC high", "floor", "mean sep. power", "FPD", "KPD"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row["candidate"], f"{row['cpu_minutes']:.1f}"]
-        for classifier in CLASSIFIERS:
-            cells += [f"{row[classifier]:.3f}", "" if row[f"{classifier}-floor"] is None
-                      else f"{row[f'{classifier}-floor']:.3f}"]
-        cells += [f"{row['separation_mean']:.4f}", f"{row['fpd']:.4g}", f"{row['kpd']:.3g}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
+    table = markdown_table(rows)
     (args.out / "pilot.md").write_text(
         f"{args.n} generated vs {args.n} reference showers; classifiers: {DEMO_CLASSIFIER.name}; "
         f"{os.environ.get('OMP_NUM_THREADS', 'all')} thread(s)\n\n{table}\n")
