@@ -27,7 +27,8 @@ def _batch_sizes(spec: str) -> list[int]:
     try:
         sizes = [int(b) for b in spec.split(",")]
     except ValueError:
-        raise CaloforgeError(f"--batch-sizes: expected comma-separated counts, e.g. 1,100,10000 (got '{spec}')") from None
+        raise CaloforgeError(f"--batch-sizes: expected comma-separated counts, e.g. 1,100,10000 (got '{spec}')"
+                             ) from None
     for size in sizes:
         COUNT("--batch-sizes", size)
     return sizes
@@ -41,7 +42,8 @@ def bench(
     devices: list[str] = typer.Option([], "--device", help="cpu and/or cuda (default: cpu, plus cuda when present)."),
     repeats: int = typer.Option(5, callback=checked(COUNT),
                                 help="Timed runs per point after one warm-up (median reported)."),
-    budget: float = typer.Option(120.0, callback=checked(POSITIVE), help="Seconds one point may take; longer ones are extrapolated, marked est."),
+    budget: float = typer.Option(120.0, callback=checked(POSITIVE),
+                                 help="Seconds one point may take; longer ones are extrapolated, marked est."),
     geant4: str = typer.Option(None, help="Geant4 seconds per shower, or a data file recording them "
                                "(default: the bundled Par04 sample's)."),
     threads: int = typer.Option(None, callback=checked(COUNT), help="torch CPU threads (default: all cores)."),
