@@ -5,23 +5,10 @@ It sits below both ``caloforge.models`` (the families) and ``caloforge.train`` (
 a family is found through the registry by name, so families and the trainer meet only here.
 """
 
-from caloforge.contract.checkpoint import (
-                                           Checkpoint,
-                                           build_model,
-                                           geometry_from_dict,
-                                           geometry_to_dict,
-                                           left_out_of_shipping,
-                                           load_checkpoint,
-                                           load_family_checkpoint,
-                                           load_frozen_model,
-                                           load_model,
-                                           load_weights,
-                                           model_from_header,
-                                           rebuilt_by_architecture,
-                                           save_checkpoint,
-                                           shippable,
-                                           slim,
-)
+from caloforge.contract.checkpoint import (Checkpoint, build_model, geometry_from_dict, geometry_to_dict,
+                                           left_out_of_shipping, load_checkpoint, load_family_checkpoint,
+                                           load_frozen_model, load_model, load_weights, model_from_header,
+                                           rebuilt_by_architecture, save_checkpoint, shippable, slim)
 from caloforge.contract.config import Checked, as_mapping, checked, from_dict
 from caloforge.contract.family import FIT_SHOWERS, Family, ShowerModel, family_names, get_family
 from caloforge.contract.frozen import FrozenModel
