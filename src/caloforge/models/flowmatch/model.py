@@ -103,8 +103,8 @@ class FlowMatch(nn.Module):
         """The energy model's flow-matching loss plus the shape model's over the lit layers."""
         tokens, layers, lit = self.training_tokens(showers)
         x_t, t, target = straight_path(tokens)
-        return self.shape_error(self.shape_velocity(energies, layers)(x_t, t), target, lit) + self.energy.loss(
-            energies, layers)
+        shape_loss = self.shape_error(self.shape_velocity(energies, layers)(x_t, t), target, lit)
+        return shape_loss + self.energy.loss(energies, layers)
 
     @torch.no_grad()
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = "heun",
