@@ -48,7 +48,8 @@ def generate(
     energies: str = typer.Option("log-uniform:1000:100000", help="FILE.h5 (its incident energies, in order) or "
                                  "log-uniform:LO:HI in MeV."),
     sampler: str = typer.Option(None, callback=checked(known_sampler),
-                                help="Diffusion sampler: ddpm, ddim, dpmpp, heun (default: the checkpoint's)."),
+                                help="ODE sampler: ddpm, ddim, dpmpp, heun, consistency (students) (default: the "
+                                "checkpoint's)."),
     steps: int = typer.Option(None, callback=checked(COUNT), help="Sampler steps (default: the checkpoint's)."),
     batch_size: int = typer.Option(1000, "--batch-size", "-b", callback=checked(COUNT)),
     seed: int = typer.Option(0, callback=checked(SEED), help="Seed of the energies and of every batch's noise."),
