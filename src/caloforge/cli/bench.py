@@ -36,8 +36,8 @@ def _batch_sizes(spec: str) -> list[int]:
 
 def bench(
     checkpoints: list[Path] = typer.Argument(..., help="Checkpoints to time."),
-    samplers: list[str] = typer.Option([], "--sampler", help="For diffusion and flow-matching models: NAME:STEPS, repeatable "
-                                       "(default: the checkpoint's own sampler)."),
+    samplers: list[str] = typer.Option([], "--sampler", help="For diffusion and flow-matching models: NAME:STEPS, "
+                                       "repeatable (default: the checkpoint's own sampler)."),
     batch_sizes: str = typer.Option("1,100,10000", help="Comma-separated batch sizes."),
     devices: list[str] = typer.Option([], "--device", help="cpu and/or cuda (default: cpu, plus cuda when present)."),
     repeats: int = typer.Option(5, callback=checked(COUNT),
