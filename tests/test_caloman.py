@@ -9,7 +9,7 @@ from caloforge.contract import from_dict
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family
 from caloforge.evaluate.features import alpha_layers, compute_features
-from caloforge.models.caloman.autoencoder import layer_moments, share_divergence
+from caloforge.models.caloman.autoencoder import layer_moments, population_widths, share_divergence
 from caloforge.models.flows import shares, shower_condition
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
 
@@ -37,6 +37,30 @@ def test_layer_moments_are_the_evaluation_centres_and_widths(coarse):
     layers = alpha_layers(geometry)
     for column, name in enumerate(("ec_eta", "ec_phi", "width_eta", "width_phi")):
         assert torch.allclose(moments[:, layers, column], torch.from_numpy(getattr(features, name)).double(), atol=1e-3)
+
+
+def test_population_widths_undo_the_narrowing_of_few_hits():
+    """Hits drawn from a distribution of variance s^2 show on average s^2 (1 - sum w^2); fitted to the measured
+    widths, the decoder's shares would be narrowed twice. Two equal hits: width times sqrt 2; one hit: kept."""
+    positions = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
+    voxel_layer = torch.tensor([0, 0, 1, 1])
+    two_hits = torch.tensor([[0.5, 0.5, 1.0, 0.0]])
+    moments = layer_moments(two_hits, positions, voxel_layer, 2)
+    widened = population_widths(moments, two_hits, voxel_layer, 2)
+    assert torch.allclose(widened[0, 0], torch.tensor([0.0, 0.0, 2 ** 0.5, 0.0]), atol=2e-3)
+    assert torch.equal(widened[0, 1], moments[0, 1]), "one hit: no spread to estimate"
+    # many hits drawn from a fixed distribution: the widened width estimates its width without bias
+    generator = torch.Generator().manual_seed(0)
+    grid = torch.linspace(-3, 3, 601)  # fine enough that two hits rarely share a voxel
+    density = torch.exp(-grid.square() / 2)
+    exact = (density / density.sum() * grid.square()).sum().sqrt()
+    draws = torch.multinomial(density.expand(4000, -1), 8, replacement=True, generator=generator)
+    hits = torch.zeros(4000, 601).scatter_add_(1, draws, torch.full((4000, 8), 1 / 8))
+    line = torch.stack([grid, torch.zeros_like(grid)], 1)
+    measured = layer_moments(hits, line, torch.zeros(601, dtype=torch.long), 1)
+    unbiased = population_widths(measured, hits, torch.zeros(601, dtype=torch.long), 1)
+    assert measured[:, 0, 2].square().mean() < 0.92 * exact ** 2
+    assert torch.isclose(unbiased[:, 0, 2].square().mean(), exact ** 2, rtol=0.03)
 
 
 def test_autoencoder_reconstructs_better_after_a_few_steps(coarse):

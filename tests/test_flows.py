@@ -34,6 +34,20 @@ def test_layer_energy_round_trip_through_u_variables(coarse):
     assert torch.allclose(back, layers, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("passes, calls", [(None, 6), (2, 2)])
+def test_layer_energy_flow_samples_in_passes_network_calls_a_block(coarse, passes, calls):
+    """Autoregressive over the layers, flow 1 costs a network call per layer a block; grouped, ``passes``."""
+    geometry, energies, showers = coarse
+    flow = LayerEnergyFlow(geometry.n_layers, fit_preprocessing(geometry, energies, showers)["layers"],
+                           transforms=1, hidden=[8], passes=passes)
+    counted = []
+    flow.flow.blocks[0].hyper.register_forward_hook(lambda *_: counted.append(1))
+    with torch.no_grad():
+        layers = flow.sample(energies[:20], torch.Generator().manual_seed(0))
+    assert len(counted) == calls and geometry.n_layers == 6
+    assert layers.shape == (20, 6) and torch.isfinite(layers).all() and (layers >= 0).all()
+
+
 def test_sampled_layer_energies_sum_to_u0_times_incident_energy(coarse):
     geometry, energies, showers = coarse
     torch.manual_seed(0)
@@ -84,7 +98,7 @@ def test_decode_cut_gives_a_hit_voxel_its_share_over_its_hit_probability(coarse)
     decoded = coding.decode_cut(y, layers, probabilities, torch.Generator().manual_seed(2))
     lit = decoded > 0
     assert 0.1 < lit.float().mean() < 0.9, "some voxels are drawn as misses, some as hits"
-    drawn = torch.bernoulli(probabilities, generator=torch.Generator().manual_seed(2)) > 0  # decode_cut's draw
+    drawn = torch.rand(probabilities.shape, generator=torch.Generator().manual_seed(2)) < probabilities  # its draw
     ratio = torch.where(lit, decoded / (coding.layer_shares(y) / probabilities), torch.nan)
     for layer in range(geometry.n_layers):  # one common factor per shower and layer: the rescaling to its energy
         in_layer = coding.voxel_layer == layer
@@ -107,7 +121,10 @@ def test_exponential_hits_scatter_about_share_over_probability_and_keep_the_laye
     lit = layers > 10 * coding.threshold * coding.noise_voxels  # clear of the noise: never emptied by the draws
     assert lit.float().mean() > 0.8
     assert torch.allclose(coding.layer_energies(scattered)[lit], coding.layer_energies(expected)[lit], rtol=1e-4)
-    ratio = scattered / coding.layer_shares(y)  # a common factor per layer times an exponential draw per hit
+    # a common factor per layer times an exponential draw per hit, where the hit's mean is far above the threshold
+    # (the threshold the draw starts from is then negligible)
+    bright = coding.layer_shares(y) / probabilities * layers[:, coding.voxel_layer] > 30 * coding.threshold
+    ratio = torch.where(bright, scattered / coding.layer_shares(y), 0.0)
     spreads = []
     for layer in range(geometry.n_layers):
         block = ratio[:, coding.voxel_layer == layer]
@@ -144,6 +161,45 @@ def test_decode_cut_keeps_a_layer_whose_drawn_hits_all_miss(coarse):
     lit = coding.layer_energies(clean) > 10 * coding.threshold
     assert lit.float().mean() > 0.8
     assert torch.allclose(coding.layer_energies(decoded)[lit], target[lit], rtol=1e-4)
+
+
+def test_a_layer_that_must_hold_energy_draws_its_hits_again_until_one_passes(coarse):
+    """With hit probabilities of 2 %, a 48-voxel layer draws no hit 38 % of the time: it is drawn again (given at
+    least one hit), not filled with its expected shares, which would light nearly every voxel of it."""
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["voxels"])
+    clean = coding.cut(showers)
+    layers = coding.noisy_layer_energies(showers)
+    y = coding.encode(clean, coding.layer_energies(clean))
+    decoded = coding.decode_cut(y, layers, torch.full(showers.shape, 0.02), torch.Generator().manual_seed(0),
+                                exponential_hits=True)
+    lit = coding.layer_energies(clean) > 10 * coding.threshold
+    for layer in (1, 2, 3):  # 48, 128 and 128 voxels
+        hits = (decoded[:, coding.voxel_layer == layer] > 0).sum(1)[lit[:, layer]]
+        assert len(hits) > 100 and (hits >= 1).all()
+        assert hits.float().mean() < 0.1 * geometry.voxels_per_layer[layer], "drawn hits, not the expected shares"
+    assert torch.allclose(coding.layer_energies(decoded)[lit], (layers - 0.5 * coding.threshold)[lit], rtol=1e-4)
+
+
+def test_an_exponential_hit_holds_the_threshold_plus_an_excess(coarse):
+    """A hit is a deposit above the readout threshold: a faint voxel drawn as a hit is never cut (an unshifted
+    exponential of mean m would lose it with probability 1 - exp(-threshold / m), over 28 % under 3 thresholds),
+    and the layers keep their energies."""
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["voxels"])
+    one = coding.cut(showers[:1]).double()
+    faint_voxels = torch.from_numpy(np.flatnonzero(geometry.voxel_layer == 2)[:5])
+    one[0, faint_voxels] = 1.6 * coding.threshold
+    one = one.expand(20000, -1)
+    layers = coding.layer_energies(one) + 0.5 * coding.threshold
+    y = coding.encode(one, coding.layer_energies(one))
+    certain = torch.ones_like(one)
+    expected = coding.decode_cut(y, layers, certain)
+    scattered = coding.decode_cut(y, layers, certain, torch.Generator().manual_seed(3), exponential_hits=True)
+    mean = expected[0]
+    faint = (mean > coding.threshold) & (mean < 3 * coding.threshold)
+    assert faint.sum() == 5 and (scattered[:, faint] > 0).all()
+    assert torch.allclose(coding.layer_energies(scattered), coding.layer_energies(expected), rtol=1e-6)
 
 
 def test_maf_inverts_and_iaf_mirrors_its_blocks():

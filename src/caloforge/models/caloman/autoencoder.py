@@ -32,6 +32,21 @@ def layer_moments(shares: Tensor, positions: Tensor, voxel_layer: Tensor, n_laye
     return torch.cat([first, width], dim=-1)
 
 
+def population_widths(moments: Tensor, shares: Tensor, voxel_layer: Tensor, n_layers: int) -> Tensor:
+    """``layer_moments`` of a shower with each width widened to the spread its hits were drawn from.
+
+    A layer's energy-weighted variance over few hits underestimates the variance of the distribution they came
+    from by the factor 1 - sum w^2 (w: the hits' shares of the layer; 1 / sum w^2 is the effective number of hits).
+    The decoder's shares are that distribution, and sampling hits from them shrinks their widths by the same
+    factor again, so they are fitted to the unshrunk widths. A layer of one effective hit (factor under 0.05)
+    keeps its measured width: its spread cannot be estimated.
+    """
+    kept = 1 - layer_sums(shares.square(), voxel_layer, n_layers)
+    factor = torch.where(kept > 0.05, kept, torch.ones_like(kept)).rsqrt().unsqueeze(-1)
+    centres, widths = moments.chunk(2, dim=-1)
+    return torch.cat([centres, widths * factor], dim=-1)
+
+
 def moment_penalty(z: Tensor) -> Tensor:
     """Squared distance of each latent dimension's batch mean from 0 and batch variance from 1, averaged."""
     variance, mean = torch.var_mean(z, dim=0)

@@ -26,6 +26,9 @@ class CaloManConfig:
     share_weight: float = 10.0
     #: weight of the squared error (mm^2) of each layer's energy-weighted centre and width in eta and phi
     moment_weight: float = 0.0
+    #: fit the decoder's widths to the population widths of the drawn hits (``population_widths``) rather than
+    #: to each shower's measured ones: with ``hits``, drawing hits from the shares narrows them again
+    population_widths: bool = False
     #: the decoder also predicts each voxel's probability of a hit (above the readout threshold), fitted by binary
     #: cross-entropy with weight ``hit_weight``, and sampling draws the hits: Geant4 leaves voxels empty at random,
     #: which a deterministic decoder cannot (it lights nearly every voxel a little)
@@ -48,6 +51,9 @@ class CaloManConfig:
     #: flow 1 (layer energies), as in CaloFlow
     layer_transforms: int = 6
     layer_hidden: list[int] = field(default_factory=lambda: [64, 64])
+    #: flow 1's passes a block (``None``: autoregressive over the layers, CaloFlow's; 2: a coupling flow, which
+    #: samples in one network pass a block instead of one a layer)
+    layer_passes: int | None = None
     #: logit offset of the layer and voxel variables
     alpha: float = 1e-6
 

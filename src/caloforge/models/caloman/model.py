@@ -20,10 +20,22 @@ from torch import Tensor, nn
 
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.caloman.autoencoder import Autoencoder, layer_moments, moment_penalty, share_divergence
+from caloforge.models.caloman.autoencoder import (
+    Autoencoder,
+    layer_moments,
+    moment_penalty,
+    population_widths,
+    share_divergence,
+)
 from caloforge.models.caloman.config import CaloManConfig
-from caloforge.models.flows import (LayerEnergyFlow, MaskedAutoregressiveFlow, VoxelCoding, sample_in_chunks, shares,
-                                    shower_condition)
+from caloforge.models.flows import (
+    LayerEnergyFlow,
+    MaskedAutoregressiveFlow,
+    VoxelCoding,
+    sample_in_chunks,
+    shares,
+    shower_condition,
+)
 
 
 class CaloMan(nn.Module):
@@ -34,6 +46,7 @@ class CaloMan(nn.Module):
         self.stage = config.stage
         self.share_weight = config.share_weight
         self.moment_weight = config.moment_weight
+        self.population_widths = config.population_widths
         self.hit_weight = config.hit_weight
         self.hit_energy = config.hit_energy
         self.latent_penalty = config.latent_penalty
@@ -44,7 +57,7 @@ class CaloMan(nn.Module):
         self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder,
                                        config.hits)
         self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
-                                          config.layer_hidden, config.bins)
+                                          config.layer_hidden, config.bins, config.layer_passes)
         self.latent_flow = MaskedAutoregressiveFlow(config.latent, context, config.flow_transforms, config.flow_hidden,
                                                     config.bins, passes=2, residual=True)
         frozen = [self.autoencoder] if self.stage == "flow" else [self.layer_flow, self.latent_flow]
@@ -71,7 +84,11 @@ class CaloMan(nn.Module):
                 # an empty layer has no centre or width: its reconstructed shares, normalised to one, would
                 # otherwise be pulled to a point at the origin
                 filled = (clean_layers > 0).unsqueeze(-1).expand(-1, -1, 4)
-                moment_error = (self.moments(reconstructed) - self.moments(target)).square()
+                target_moments = self.moments(target)
+                if self.population_widths:
+                    target_moments = population_widths(target_moments, target, self.coding.voxel_layer,
+                                                       self.coding.n_layers)
+                moment_error = (self.moments(reconstructed) - target_moments).square()
                 loss = loss + self.moment_weight * moment_error[filled].mean()
             if hit_logits is not None:
                 loss = loss + self.hit_weight * F.binary_cross_entropy_with_logits(hit_logits, (clean > 0).float())

@@ -17,6 +17,10 @@ from torch import Tensor, nn
 from caloforge.data.transforms import Logit, Standardize, transform_from_dict
 from caloforge.geometry import Geometry
 
+#: how often ``VoxelCoding.decode_cut`` draws again the hits of a layer that must hold energy but drew none
+HIT_REDRAWS = 16
+
+
 def cut(showers: Tensor, threshold: float) -> Tensor:
     """Voxels under the readout ``threshold`` set to zero."""
     return torch.where(showers < threshold, torch.zeros_like(showers), showers)
@@ -111,24 +115,44 @@ class VoxelCoding(nn.Module):
         they fall under the threshold and each layer is rescaled to its energy again, which the cut alone would
         lower. With ``hit_probabilities`` (as the voxels) the hits are drawn: the shares are expected values over
         hit and miss, so a voxel that is hit holds its share divided by its probability, and one that is missed
-        nothing; with ``exponential_hits`` a hit holds an exponential draw of that mean instead.
-        A layer whose energy is clear of the dequantisation noise but none of whose drawn hits passes the
-        threshold keeps its expected shares instead: an autoencoder's hit probabilities can be too low for a rare
-        layer, and dropping it would lose energy the layer holds.
+        nothing; with ``exponential_hits`` a hit holds the threshold plus an exponential draw, their sum of that
+        mean (a hit is a deposit above the threshold: an unshifted draw would lose the low ones to the cut and
+        pull the layer's energy into its core).
+        A layer whose energy is clear of the dequantisation noise must hold a hit: where none of its drawn hits
+        passes the threshold, its hits are drawn again (``HIT_REDRAWS`` times at most; the draw given at least
+        one hit). Deep layers hold a few MeV in one or two voxels, whose hit probabilities are small, so this
+        happens in a tenth of them. One still without a hit keeps its expected shares.
         """
         target = (layers - 0.5 * self.threshold * self.noise_voxels).clamp_min(0)
         fractions = self.layer_shares(y)
         spread = target[:, self.voxel_layer]
         showers = self.cut(fractions * spread)
         if hit_probabilities is not None:
-            hit = torch.bernoulli(hit_probabilities, generator=generator) > 0
-            energy = fractions / hit_probabilities.clamp_min(1e-3)
-            if exponential_hits:
-                energy = energy * torch.empty_like(energy).exponential_(generator=generator)
-            drawn = self.cut(torch.where(hit, energy, 0.0) * spread)
+            mean = fractions / hit_probabilities.clamp_min(1e-3) * spread
+
+            def uniform(like: Tensor) -> Tensor:
+                return torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+            def draw(rows: Tensor | slice) -> Tensor:
+                probabilities, energy = hit_probabilities[rows], mean[rows]
+                # from uniform draws: torch's bernoulli_ and exponential_ cost several times as much on a CPU
+                hit = uniform(probabilities) < probabilities
+                if exponential_hits:
+                    excess = uniform(energy).neg_().log1p_().neg_()
+                    energy = self.threshold + (energy - self.threshold).clamp_min(0) * excess
+                return self.cut(torch.where(hit, energy, 0.0))
+
+            drawn = draw(slice(None))
             # three standard deviations of the dequantisation noise in a layer's energy: below, it may be empty
             certain = target > 3 * self.threshold * (self.noise_voxels / 12).sqrt()
             lost = certain & (self.layer_energies(drawn) == 0)
+            for _ in range(HIT_REDRAWS):
+                rows = lost.any(1).nonzero().squeeze(1)
+                if not len(rows):
+                    break
+                fresh = torch.where(lost[rows][:, self.voxel_layer], draw(rows), drawn[rows])
+                drawn[rows] = fresh
+                lost[rows] = certain[rows] & (self.layer_energies(fresh) == 0)
             showers = torch.where(lost[:, self.voxel_layer], showers, drawn)
         kept = self.layer_energies(showers)
         scale = torch.where(kept > 0, target / kept.clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(kept))
