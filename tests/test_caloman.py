@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from caloforge.contract import from_dict
+from caloforge.contract import build_model, from_dict, shippable
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family
 from caloforge.evaluate.features import alpha_layers, compute_features
@@ -109,6 +109,14 @@ def test_flow_stage_starts_from_the_frozen_autoencoder_and_samples(coarse, tmp_p
     with torch.no_grad():
         showers = model.sample(energies[:50], torch.Generator().manual_seed(0))
     assert showers.shape == (50, geometry.n_voxels) and torch.isfinite(showers).all() and (showers >= 0).all()
+    # shipped, the flow stage leaves its encoder behind (sampling decodes latent points) and samples the same;
+    # the autoencoder stage keeps it (the flow stage starts from it)
+    shipped = shippable(load_checkpoint(final))
+    assert not any(key.startswith("autoencoder.encoder.") for key in shipped.model)
+    assert any(key.startswith("autoencoder.encoder.") for key in shippable(load_checkpoint(autoencoder)).model)
+    with torch.no_grad():
+        again = build_model(shipped).sample(energies[:50], torch.Generator().manual_seed(0))
+    assert torch.equal(showers, again)
 
 
 def test_hit_head_is_fitted_and_decides_which_voxels_are_lit(coarse):

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from caloforge.cli import app, main
-from caloforge.contract import geometry_to_dict, left_out_of_shipping
+from caloforge.contract import geometry_to_dict, left_out_of_shipping, training_only
 from caloforge.data import open_showers, sample_path
 from caloforge.errors import CaloforgeError
 from caloforge.export import SamplingChain, example_inputs, export_onnx, par04_index
@@ -108,7 +108,8 @@ def test_half_weights_checkpoint_holds_the_rounded_weights_in_half_the_bytes(tmp
     assert shipped.ema is None and shipped.optimizer is None
     assert all(v.dtype == torch.float16 for v in shipped.model.values() if v.is_floating_point())
     # the student's target network serves training alone and stays behind
-    kept = {key: value for key, value in student.state_dict().items() if not left_out_of_shipping(key, value)}
+    kept = {key: value for key, value in student.state_dict().items()
+            if not left_out_of_shipping(key, value, training_only(student))}
     assert kept.keys() == shipped.model.keys() and len(kept) < len(student.state_dict())
     float_bytes = [sum(v.numel() * v.element_size() for v in weights.values() if v.is_floating_point())
                    for weights in (kept, shipped.model)]

@@ -8,7 +8,8 @@ a family is found through the registry by name, so families and the trainer meet
 from caloforge.contract.checkpoint import (Checkpoint, build_model, geometry_from_dict, geometry_to_dict,
                                            left_out_of_shipping, load_checkpoint, load_family_checkpoint,
                                            load_frozen_model, load_model, load_weights, model_from_header,
-                                           rebuilt_by_architecture, save_checkpoint, shippable, slim)
+                                           rebuilt_by_architecture, save_checkpoint, shippable, slim,
+                                           training_only)
 from caloforge.contract.config import Checked, as_mapping, checked, from_dict
 from caloforge.contract.family import FIT_SHOWERS, Family, ShowerModel, family_names, get_family
 from caloforge.contract.frozen import FrozenModel
@@ -18,4 +19,4 @@ __all__ = ["FIT_SHOWERS", "Checked", "Checkpoint", "Family", "FrozenModel", "Sho
            "build_model", "checked", "family_names", "from_dict", "geometry_from_dict", "geometry_to_dict",
            "get_family", "left_out_of_shipping", "load_checkpoint", "load_family_checkpoint", "load_frozen_model",
            "load_model", "load_weights", "model_from_header", "readout_threshold", "rebuilt_by_architecture",
-           "save_checkpoint", "shippable", "slim"]
+           "save_checkpoint", "shippable", "slim", "training_only"]

@@ -149,14 +149,17 @@ def rebuilt_by_architecture(name: str, tensor: torch.Tensor) -> bool:
     return name.endswith(".mask") and tensor.dtype == torch.bool
 
 
-def training_only(name: str) -> bool:
-    """Whether a saved tensor serves training alone, so that a shipped checkpoint leaves it out and loading keeps
-    the built model's own: a consistency student's target network and its count of updates (half its file)."""
-    return name.startswith("target.") or name == "updates"
+def training_only(model: nn.Module) -> tuple[str, ...]:
+    """The state-dict name prefixes of what ``model`` needs for training alone, so that a shipped checkpoint leaves
+    them out and loading keeps the built model's own (a model declares them as ``training_only``): a consistency
+    student's target network and count of updates (half its file), CaloMan's encoder once its flows train."""
+    return getattr(model, "training_only", ())
 
 
-def left_out_of_shipping(name: str, tensor: torch.Tensor) -> bool:
-    return rebuilt_by_architecture(name, tensor) or training_only(name)
+def left_out_of_shipping(name: str, tensor: torch.Tensor, prefixes: tuple[str, ...] = ()) -> bool:
+    """Whether a shipped checkpoint leaves a tensor out: rebuilt by the architecture, or under one of the model's
+    ``training_only`` ``prefixes``."""
+    return rebuilt_by_architecture(name, tensor) or name.startswith(prefixes)
 
 
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str | Path, strict: bool = True) -> None:
@@ -164,8 +167,8 @@ def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str
     checkpoint leaves out (``left_out_of_shipping``) may be missing from ``weights``.
 
     ``strict=False`` (a pretrained part) skips names the other side lacks, but shapes must still agree."""
-    expected = model.state_dict()
-    weights = {**{name: tensor for name, tensor in expected.items() if left_out_of_shipping(name, tensor)},
+    expected, prefixes = model.state_dict(), training_only(model)
+    weights = {**{name: tensor for name, tensor in expected.items() if left_out_of_shipping(name, tensor, prefixes)},
                **weights}
     problems = [f"{name} is {tuple(weights[name].shape)}, the model's {tuple(tensor.shape)}"
                 for name, tensor in expected.items() if name in weights and weights[name].shape != tensor.shape]
@@ -215,7 +218,9 @@ def shippable(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
     float32 model, which then computes as before (the shipped CaloMan and CaloFlow student, stored so, scored as
     their float32 originals; a CaloMan's voxels moved by 2e-4 relative, median).
     """
-    weights = {key: value for key, value in slim(checkpoint).model.items() if not left_out_of_shipping(key, value)}
+    prefixes = training_only(model_from_header(checkpoint.header))
+    weights = {key: value for key, value in slim(checkpoint).model.items()
+               if not left_out_of_shipping(key, value, prefixes)}
     if half:
         weights = {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
     return Checkpoint(header=checkpoint.header, model=weights)

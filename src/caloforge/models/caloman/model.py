@@ -64,6 +64,8 @@ class CaloMan(nn.Module):
         for part in frozen:
             part.requires_grad_(False)
         self.dims = geometry.n_layers + config.latent
+        # sampling decodes latent points: a shipped flow-stage checkpoint leaves the encoder out (a fifth of it)
+        self.training_only = ("autoencoder.encoder.",) if self.stage == "flow" else ()
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """Stage autoencoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension."""

@@ -2,7 +2,7 @@
 
 Both live in the student module, so that the shared trainer runs and resumes a student unchanged: the target is a
 frozen submodule (in the checkpoint; the trainer's EMA averages it with the rest, harmlessly) and ``updates`` a
-buffer counting training batches.
+buffer counting training batches. A shipped student leaves both out (``contract.training_only``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ def add_training_state(student: nn.Module, target: nn.Module) -> None:
     training batches."""
     student.register_buffer("updates", torch.zeros((), dtype=torch.long))
     student.target = target.requires_grad_(False)
+    student.training_only = ("target.", "updates")  # left out of a shipped student
 
 
 def advance_target(student: nn.Module, teacher: FrozenModel, config) -> None:
