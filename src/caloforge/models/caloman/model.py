@@ -39,7 +39,8 @@ from caloforge.models.flows import (
 
 
 class CaloMan(nn.Module):
-    """The autoencoder, flow 1 and the latent flow; ``config.stage`` says which of them train."""
+    """The autoencoder (``config.stage`` "autoencoder" trains it); in stage "flow" also flow 1 and the latent flow,
+    which train on the frozen autoencoder."""
 
     def __init__(self, config: CaloManConfig, geometry: Geometry, fitted: dict):
         super().__init__()
@@ -56,16 +57,17 @@ class CaloMan(nn.Module):
                                                           dtype=torch.float32), persistent=False)
         self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder,
                                        config.hits)
-        self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
-                                          config.layer_hidden, config.bins, config.layer_passes)
-        self.latent_flow = MaskedAutoregressiveFlow(config.latent, context, config.flow_transforms, config.flow_hidden,
-                                                    config.bins, passes=2, residual=True)
-        frozen = [self.autoencoder] if self.stage == "flow" else [self.layer_flow, self.latent_flow]
-        for part in frozen:
-            part.requires_grad_(False)
-        self.dims = geometry.n_layers + config.latent
-        # sampling decodes latent points: a shipped flow-stage checkpoint leaves the encoder out (a fifth of it)
-        self.training_only = ("autoencoder.encoder.",) if self.stage == "flow" else ()
+        self.training_only: tuple[str, ...] = ()
+        if self.stage == "flow":
+            # the flows exist in this stage alone, so that the autoencoder's checkpoint fixes none of their choices
+            self.autoencoder.requires_grad_(False)
+            self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
+                                              config.layer_hidden, config.bins, config.layer_passes)
+            self.latent_flow = MaskedAutoregressiveFlow(config.latent, context, config.flow_transforms,
+                                                        config.flow_hidden, config.bins, passes=2, residual=True)
+            self.dims = geometry.n_layers + config.latent
+            # sampling decodes latent points: a shipped checkpoint leaves the encoder out (a fifth of it)
+            self.training_only = ("autoencoder.encoder.",)
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """Stage autoencoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension."""
