@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from caloforge.data.intrinsic_dim import levina_bickel
 from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models.flows import (InverseAutoregressiveFlow, LayerEnergyFlow, MaskedAutoregressiveFlow, VoxelCoding,
                                     fit_preprocessing)
+from caloforge.models.flows.voxels import draw_hits
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +101,13 @@ def test_decode_cut_gives_a_hit_voxel_its_share_over_its_hit_probability(coarse)
     decoded = coding.decode_cut(y, layers, probabilities, torch.Generator().manual_seed(2))
     lit = decoded > 0
     assert 0.1 < lit.float().mean() < 0.9, "some voxels are drawn as misses, some as hits"
-    drawn = torch.rand(probabilities.shape, generator=torch.Generator().manual_seed(2)) < probabilities  # its draw
     ratio = torch.where(lit, decoded / (coding.layer_shares(y) / probabilities), torch.nan)
     for layer in range(geometry.n_layers):  # one common factor per shower and layer: the rescaling to its energy
         in_layer = coding.voxel_layer == layer
         block, hit = ratio[:, in_layer], lit[:, in_layer]
         largest = block.nan_to_num(0).amax(1)
         smallest = torch.where(hit, block, torch.inf).amin(1)
-        rows = hit.any(1) & (hit <= drawn[:, in_layer]).all(1)  # not a layer kept by its expected shares
+        rows = hit.any(1)  # (with probabilities of 0.2 or more no layer is left to its expected shares)
         assert rows.sum() > 100 and ((largest - smallest)[rows] <= 1e-4 * largest[rows]).all()
 
 
@@ -163,9 +165,23 @@ def test_decode_cut_keeps_a_layer_whose_drawn_hits_all_miss(coarse):
     assert torch.allclose(coding.layer_energies(decoded)[lit], target[lit], rtol=1e-4)
 
 
-def test_a_layer_that_must_hold_energy_draws_its_hits_again_until_one_passes(coarse):
-    """With hit probabilities of 2 %, a 48-voxel layer draws no hit 38 % of the time: it is drawn again (given at
-    least one hit), not filled with its expected shares, which would light nearly every voxel of it."""
+def test_hits_drawn_given_at_least_one_follow_the_conditional_law():
+    """In a certain layer every pattern of hits comes with its independent probability over P(at least one); the
+    other layer is drawn freely (a voxel of probability 0 is never hit)."""
+    probabilities = torch.tensor([[0.1, 0.3, 0.05, 0.2, 0.0, 0.4]]).expand(200_000, -1)
+    certain = torch.tensor([[True, False]]).expand(200_000, -1)
+    hits = draw_hits(probabilities, certain, torch.tensor([0, 0, 0, 1, 1, 1]), 2, torch.Generator().manual_seed(0))
+    none = 0.9 * 0.7 * 0.95
+    for pattern in itertools.product([False, True], repeat=3):
+        law = np.prod([q if hit else 1 - q for hit, q in zip(pattern, (0.1, 0.3, 0.05))]) / (1 - none)
+        seen = (hits[:, :3] == torch.tensor(pattern)).all(1).double().mean().item()
+        assert abs(seen - (law if any(pattern) else 0.0)) < 0.004, pattern
+    assert torch.allclose(hits[:, 3:].double().mean(0), torch.tensor([0.2, 0.0, 0.4], dtype=torch.double), atol=0.004)
+
+
+def test_a_layer_that_must_hold_energy_draws_its_hits_given_one_passes(coarse):
+    """With hit probabilities of 2 %, a 48-voxel layer draws no hit 38 % of the time: it is drawn given at least
+    one hit, not filled with its expected shares, which would light nearly every voxel of it."""
     geometry, energies, showers = coarse
     coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["voxels"])
     clean = coding.cut(showers)

@@ -17,9 +17,6 @@ from torch import Tensor, nn
 from caloforge.data.transforms import Logit, Standardize, transform_from_dict
 from caloforge.geometry import Geometry
 
-#: how often ``VoxelCoding.decode_cut`` draws again the hits of a layer that must hold energy but drew none
-HIT_REDRAWS = 16
-
 
 def cut(showers: Tensor, threshold: float) -> Tensor:
     """Voxels under the readout ``threshold`` set to zero."""
@@ -63,6 +60,36 @@ def fit_voxel_coding(showers: Tensor, layers: Tensor, voxel_layer: Tensor, thres
             "layer_noise": layer_noise}
 
 
+def draw_hits(probabilities: Tensor, certain: Tensor, voxel_layer: Tensor, n_layers: int,
+              generator: torch.Generator | None = None) -> Tensor:
+    """(N, voxels) hits, each voxel hit with its probability, independently; in the layers marked ``certain``
+    ((N, n_layers)) given that at least one voxel is hit.
+
+    The conditional draw in one pass, without redrawing: the first hit voxel k of a layer has probability
+    p_k prod_{j<k} (1 - p_j) / (1 - prod_j (1 - p_j)); the voxels before it are missed and those after it drawn
+    freely. A layer whose probabilities are all zero stays empty. Voxels of a layer must be contiguous (the
+    CaloChallenge order: layer, then angle, then radius).
+    """
+    p = probabilities.double().clamp(0, 1 - 1e-12)
+    free = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device) < p
+    start = torch.searchsorted(voxel_layer, voxel_layer)  # each voxel's layer's first voxel
+
+    def within_layer(cumulative: Tensor, values: Tensor) -> Tensor:
+        """Inclusive sums within each layer from the inclusive sums along the row."""
+        return cumulative - (cumulative - values)[:, start]
+
+    log_miss = p.neg().log1p()
+    none_before = (within_layer(log_miss.cumsum(1), log_miss) - log_miss).exp()
+    first = p * none_before  # the probability that voxel k is the layer's first hit
+    up_to = within_layer(first.cumsum(1), first)
+    total = up_to.new_zeros(len(p), n_layers).index_add_(1, voxel_layer, first)  # 1 - P(no hit)
+    pick = (torch.rand(total.shape, generator=generator, dtype=p.dtype, device=p.device) * total)[:, voxel_layer]
+    is_first = (up_to - first < pick) & (up_to >= pick) & (first > 0)
+    after = up_to - first >= pick
+    conditional = is_first | (after & free)
+    return torch.where(certain[:, voxel_layer], conditional, free)
+
+
 class VoxelCoding(nn.Module):
     """Showers (MeV) <-> standardised logit layer shares, given the layer energies."""
 
@@ -75,7 +102,10 @@ class VoxelCoding(nn.Module):
         self.threshold = fitted["threshold"]
         self.logit = Logit(fitted["alpha"])
         self.standardize = transform_from_dict(fitted["standardize"])
-        self.register_buffer("voxel_layer", torch.as_tensor(geometry.voxel_layer, dtype=torch.long), persistent=False)
+        voxel_layer = torch.as_tensor(geometry.voxel_layer, dtype=torch.long)
+        if (voxel_layer.diff() < 0).any():
+            raise ValueError(f"{geometry.name}: the voxels of a layer must be contiguous (CaloChallenge order)")
+        self.register_buffer("voxel_layer", voxel_layer, persistent=False)
         # codings fitted before layer_noise existed dequantised every voxel
         self.per_layer_noise = fitted.get("layer_noise", "voxel") == "layer"
         noise_voxels = torch.ones(self.n_layers) if self.per_layer_noise else geometry.voxels_per_layer
@@ -118,41 +148,27 @@ class VoxelCoding(nn.Module):
         nothing; with ``exponential_hits`` a hit holds the threshold plus an exponential draw, their sum of that
         mean (a hit is a deposit above the threshold: an unshifted draw would lose the low ones to the cut and
         pull the layer's energy into its core).
-        A layer whose energy is clear of the dequantisation noise must hold a hit: where none of its drawn hits
-        passes the threshold, its hits are drawn again (``HIT_REDRAWS`` times at most; the draw given at least
-        one hit). Deep layers hold a few MeV in one or two voxels, whose hit probabilities are small, so this
-        happens in a tenth of them. One still without a hit keeps its expected shares.
+        A layer whose energy is clear of the dequantisation noise must hold a hit: its hits are drawn given that
+        at least one passes the threshold (``draw_hits``). Deep layers hold a few MeV in one or two voxels, whose
+        hit probabilities are small: drawn freely, a tenth of them would hold no hit. A layer none of whose voxels
+        can hold a hit keeps its expected shares.
         """
         target = (layers - 0.5 * self.threshold * self.noise_voxels).clamp_min(0)
         fractions = self.layer_shares(y)
         spread = target[:, self.voxel_layer]
         showers = self.cut(fractions * spread)
         if hit_probabilities is not None:
-            mean = fractions / hit_probabilities.clamp_min(1e-3) * spread
-
-            def uniform(like: Tensor) -> Tensor:
-                return torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-
-            def draw(rows: Tensor | slice) -> Tensor:
-                probabilities, energy = hit_probabilities[rows], mean[rows]
-                # from uniform draws: torch's bernoulli_ and exponential_ cost several times as much on a CPU
-                hit = uniform(probabilities) < probabilities
-                if exponential_hits:
-                    excess = uniform(energy).neg_().log1p_().neg_()
-                    energy = self.threshold + (energy - self.threshold).clamp_min(0) * excess
-                return self.cut(torch.where(hit, energy, 0.0))
-
-            drawn = draw(slice(None))
+            energy = fractions / hit_probabilities.clamp_min(1e-3) * spread
+            # uniform draws: torch's bernoulli_ and exponential_ cost several times as much on a CPU
+            if exponential_hits:
+                excess = torch.rand(energy.shape, generator=generator, dtype=energy.dtype, device=energy.device)
+                energy = self.threshold + (energy - self.threshold).clamp_min(0) * excess.neg_().log1p_().neg_()
+            passing = torch.where(energy >= self.threshold, hit_probabilities, 0.0)
             # three standard deviations of the dequantisation noise in a layer's energy: below, it may be empty
             certain = target > 3 * self.threshold * (self.noise_voxels / 12).sqrt()
+            hit = draw_hits(passing, certain, self.voxel_layer, self.n_layers, generator)
+            drawn = torch.where(hit, energy, 0.0)
             lost = certain & (self.layer_energies(drawn) == 0)
-            for _ in range(HIT_REDRAWS):
-                rows = lost.any(1).nonzero().squeeze(1)
-                if not len(rows):
-                    break
-                fresh = torch.where(lost[rows][:, self.voxel_layer], draw(rows), drawn[rows])
-                drawn[rows] = fresh
-                lost[rows] = certain[rows] & (self.layer_energies(fresh) == 0)
             showers = torch.where(lost[:, self.voxel_layer], showers, drawn)
         kept = self.layer_energies(showers)
         scale = torch.where(kept > 0, target / kept.clamp_min(torch.finfo(y.dtype).tiny), torch.zeros_like(kept))
