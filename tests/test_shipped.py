@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from caloforge.checkpoints import BUDGET_BYTES, FOLDER, manifest
-from caloforge.contract import (build_model, left_out_of_shipping, load_checkpoint, rebuilt_by_architecture,
-                                shippable, training_only)
+from caloforge.contract import (build_model, left_out_of_shipping, load_checkpoint, masks_of_weights,
+                                rebuilt_by_architecture, shippable, training_only)
 from caloforge.train import run_config_from_dict, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -36,12 +36,14 @@ def test_every_shipped_file_is_as_the_shipping_export_writes_it(entry):
     assert all(part is None for part in (checkpoint.ema, checkpoint.optimizer, checkpoint.scheduler, checkpoint.rng))
     model = build_model(checkpoint, source=entry["file"])
     assert not any(left_out_of_shipping(*item, training_only(model)) for item in checkpoint.model.items())
+    assert all(checkpoint.model[name].dim() == 1 for name in masks_of_weights(model.state_dict())
+               if name in checkpoint.model)
     floats = {str(tensor.dtype).removeprefix("torch.") for tensor in checkpoint.model.values()
               if tensor.is_floating_point()}
     assert floats == {entry["weights"]}
 
 
-def test_a_flow_exported_without_masks_samples_as_before(rebinned_sample, tmp_path):
+def test_a_flow_exported_without_masks_and_packed_samples_as_before(rebinned_sample, tmp_path):
     *_, data = rebinned_sample(100)
     model = {"layer_transforms": 1, "layer_hidden": [8], "transforms": 2, "hidden": [16], "passes": 2}
     train(run_config_from_dict({"family": "caloflow-teacher", "geometry": "par04-coarse", "data": {"train": data},
@@ -52,6 +54,8 @@ def test_a_flow_exported_without_masks_samples_as_before(rebinned_sample, tmp_pa
     exported = shippable(checkpoint)
     assert any(rebuilt_by_architecture(*item) for item in checkpoint.ema.items())
     assert not any(rebuilt_by_architecture(*item) for item in exported.model.items())
+    masks = masks_of_weights(checkpoint.ema)
+    assert masks and all(exported.model[name].numel() == mask.sum() < mask.numel() for name, mask in masks.items())
     energies = torch.full((8,), 10_000.0)
     before, after = (build_model(c).sample(energies, generator=torch.Generator().manual_seed(0))
                      for c in (checkpoint, exported))

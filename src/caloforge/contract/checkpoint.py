@@ -162,14 +162,41 @@ def left_out_of_shipping(name: str, tensor: torch.Tensor, prefixes: tuple[str, .
     return rebuilt_by_architecture(name, tensor) or name.startswith(prefixes)
 
 
+def masks_of_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The MADE mask of each masked weight in ``state``, by the weight's name: zuko's masked layers compute with
+    ``mask * weight``, so a weight's masked-out entries never matter."""
+    return {name.removesuffix("mask") + "weight": mask for name, mask in state.items()
+            if rebuilt_by_architecture(name, mask) and mask.shape == getattr(
+                state.get(name.removesuffix("mask") + "weight"), "shape", None)}
+
+
+def pack_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each masked weight as the 1-D tensor of its entries under the mask (a quarter to a half of a flow's weights
+    are masked out): what a shipped checkpoint stores."""
+    return {name: tensor[masks[name]] if name in masks else tensor for name, tensor in weights.items()}
+
+
+def unpack_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``pack_masked`` undone: a 1-D weight holding one entry per set mask bit goes back to the mask's shape, zeros
+    where it is masked out."""
+    unpacked = dict(weights)
+    for name, mask in masks.items():
+        tensor = weights.get(name)
+        if tensor is not None and tensor.dim() == 1 and mask.dim() == 2 and tensor.numel() == int(mask.sum()):
+            unpacked[name] = tensor.new_zeros(mask.shape)
+            unpacked[name][mask] = tensor
+    return unpacked
+
+
 def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source: str | Path, strict: bool = True) -> None:
     """``model.load_state_dict(weights)``, with weights of other names or shapes reported in one line; what a shipped
-    checkpoint leaves out (``left_out_of_shipping``) may be missing from ``weights``.
+    checkpoint leaves out (``left_out_of_shipping``) may be missing from ``weights``, and its masked weights may come
+    packed (``pack_masked``).
 
     ``strict=False`` (a pretrained part) skips names the other side lacks, but shapes must still agree."""
     expected, prefixes = model.state_dict(), training_only(model)
     weights = {**{name: tensor for name, tensor in expected.items() if left_out_of_shipping(name, tensor, prefixes)},
-               **weights}
+               **unpack_masked(weights, masks_of_weights(expected))}
     problems = [f"{name} is {tuple(weights[name].shape)}, the model's {tuple(tensor.shape)}"
                 for name, tensor in expected.items() if name in weights and weights[name].shape != tensor.shape]
     if strict:
@@ -212,15 +239,16 @@ def slim(checkpoint: Checkpoint) -> Checkpoint:
 
 def shippable(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
     """The checkpoint to ship (``caloforge export --weights``): ``slim``, without what the architecture rebuilds or
-    only training needs (``left_out_of_shipping``).
+    only training needs (``left_out_of_shipping``), masked weights packed (``pack_masked``).
 
     ``half`` stores floating-point weights as float16, half the file: ``load_state_dict`` copies them back into the
     float32 model, which then computes as before (the shipped CaloMan and CaloFlow student, stored so, scored as
     their float32 originals; a CaloMan's voxels moved by 2e-4 relative, median).
     """
-    prefixes = training_only(model_from_header(checkpoint.header))
-    weights = {key: value for key, value in slim(checkpoint).model.items()
-               if not left_out_of_shipping(key, value, prefixes)}
+    built = model_from_header(checkpoint.header)
+    prefixes = training_only(built)
+    weights = pack_masked({key: value for key, value in slim(checkpoint).model.items()
+                           if not left_out_of_shipping(key, value, prefixes)}, masks_of_weights(built.state_dict()))
     if half:
         weights = {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
     return Checkpoint(header=checkpoint.header, model=weights)
