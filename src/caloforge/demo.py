@@ -37,6 +37,7 @@ from caloforge.train import load_checkpoint, load_model, run_config_from_dict, t
 DEMO_METRICS = ("hist", "cls-low", "cls-high", "fpd", "kpd", "plots")
 #: the models the demo shows, full resolution first: one line per checkpoint file (see ``checkpoint_path``)
 DEMO_MODELS = (
+    "par04-caloman.pt",
     "par04-supercalo.pt",
     "par04-coarse-caloflow-student.pt",
     "par04-coarse-caloman.pt",

@@ -51,8 +51,8 @@ class CaloManConfig:
     #: flow 1 (layer energies), as in CaloFlow
     layer_transforms: int = 6
     layer_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    #: flow 1's passes a block (``None``: autoregressive over the layers, CaloFlow's; 2: a coupling flow, which
-    #: samples in one network pass a block instead of one a layer)
+    #: flow 1's network passes a block when sampling (``None``: autoregressive, one a layer, CaloFlow's; k: the layers
+    #: in k groups, each conditioned on the groups before; 2 is a coupling flow)
     layer_passes: int | None = None
     #: logit offset of the layer and voxel variables
     alpha: float = 1e-6
