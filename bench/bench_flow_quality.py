@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from caloforge.contract import load_checkpoint
 from caloforge.data import open_showers, write_showers
 from caloforge.evaluate import evaluate
 from caloforge.sampling import generate
@@ -36,14 +37,18 @@ def six_features(metrics: dict) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--reference", type=Path, default=DATA / "par04-coarse_e_1-100GeV_reference.h5")
-    parser.add_argument("--train-file", type=Path, default=DATA / "par04-coarse_e_1-100GeV_train.h5",
-                        help="Geant4 showers for the noise floor (its first as many as the reference holds).")
+    parser.add_argument("--reference", type=Path, help="default: the Par04 reference split in the first "
+                        "checkpoint's geometry (par04 or par04-coarse)")
+    parser.add_argument("--train-file", type=Path, help="Geant4 showers for the noise floor (its first as many as "
+                        "the reference holds); default: the Par04 training split in the same geometry")
     parser.add_argument("--protocol", action="store_true", help="The CaloChallenge classifier (14 min per "
                         "training on 359 voxels on one CPU thread) instead of the quick one.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/flow-quality"))
     args = parser.parse_args()
+    geometry_name = load_checkpoint(args.checkpoints[0]).header["geometry"]["name"]
+    args.reference = args.reference or DATA / f"{geometry_name}_e_1-100GeV_reference.h5"
+    args.train_file = args.train_file or DATA / f"{geometry_name}_e_1-100GeV_train.h5"
 
     reference = open_showers(args.reference)
     energies = reference.energies()

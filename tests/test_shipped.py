@@ -1,5 +1,5 @@
 """The shipped weights: one folder within its budget, every file in its manifest as it is and as the shipping export
-writes it, and what that export leaves out (the MADE masks) rebuilt by the loader."""
+writes it (masked weights packed), and what that export leaves out (the MADE masks) rebuilt by the loader."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from caloforge.checkpoints import BUDGET_BYTES, FOLDER, manifest
-from caloforge.contract import (build_model, left_out_of_shipping, load_checkpoint, masks_of_weights,
-                                rebuilt_by_architecture, shippable, training_only)
+from caloforge.contract import (
+    build_model,
+    left_out_of_shipping,
+    load_checkpoint,
+    masks_of_weights,
+    rebuilt_by_architecture,
+    shippable,
+    training_only,
+)
 from caloforge.train import run_config_from_dict, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
