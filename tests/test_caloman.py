@@ -120,6 +120,41 @@ def test_flow_stage_starts_from_the_frozen_autoencoder_and_samples(coarse, tmp_p
     assert torch.equal(showers, again)
 
 
+def test_student_stage_distils_flow_1_alone_and_ships_without_its_teacher(coarse, tmp_path):
+    geometry, energies, showers, data = coarse
+    torch.manual_seed(0)
+    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}, "train": TRAIN}
+    autoencoder = train(run_config_from_dict({**run, "model": TINY}), tmp_path / "ae", progress=False)
+    flow = train(run_config_from_dict({**run, "model": {**TINY, "stage": "flow"},
+                                       "train": {**TRAIN, "init_from": str(autoencoder)}}), tmp_path / "flow",
+                 progress=False)
+
+    def student(steps: int):
+        config = run_config_from_dict({**run, "model": {**TINY, "stage": "student"},
+                                       "train": {**TRAIN, "epochs": 10, "max_steps": steps, "lr": 3e-3, "ema_decay": 0.0,
+                                                 "init_from": str(flow)}})
+        return train(config, tmp_path / f"student-{steps}", progress=False)
+
+    def loss(path) -> float:
+        model, _ = load_model(path)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return float(model(energies[:128], showers[:128]))
+
+    first, trained = student(1), student(40)
+    assert loss(trained) < 0.5 * loss(first)
+    before, after = load_checkpoint(flow).model, load_checkpoint(trained).model
+    assert all(torch.equal(before[key], after[key]) for key in before), "only the student learns"
+    shipped = shippable(load_checkpoint(trained))
+    assert any(key.startswith("layer_student.") for key in shipped.model)
+    assert not any(key.startswith(("layer_flow.flow.", "autoencoder.encoder.")) for key in shipped.model)
+    model, _ = load_model(trained)
+    with torch.no_grad():
+        drawn = model.sample(energies[:50], torch.Generator().manual_seed(0))
+        again = build_model(shipped).sample(energies[:50], torch.Generator().manual_seed(0))
+    assert drawn.shape == (50, geometry.n_voxels) and torch.isfinite(drawn).all() and torch.equal(drawn, again)
+
+
 def test_hit_head_is_fitted_and_decides_which_voxels_are_lit(coarse):
     geometry, energies, showers, _ = coarse
     family = get_family("caloman")

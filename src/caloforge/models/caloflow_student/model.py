@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caloforge.contract import FrozenModel
@@ -23,14 +22,15 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.caloflow.teacher import CaloFlowTeacher, layer_flow, voxel_flow
 from caloforge.models.caloflow_student.config import StudentConfig
-from caloforge.models.flows import (InverseAutoregressiveFlow, VoxelCoding, sample_in_chunks, shower_condition,
-                                    standard_normal_log_prob)
+from caloforge.models.flows import (
+    InverseAutoregressiveFlow,
+    VoxelCoding,
+    distillation_loss,
+    sample_in_chunks,
+    shower_condition,
+)
 
 TEACHER = FrozenModel("caloflow-teacher")
-
-
-def mean_squared_distance(pairs: list[tuple[Tensor, Tensor]]) -> Tensor:
-    return torch.stack([F.mse_loss(a, b) for a, b in pairs]).mean()
 
 
 class CaloFlowStudent(nn.Module):
@@ -59,19 +59,10 @@ class CaloFlowStudent(nn.Module):
         teacher = self.teacher(showers.device)
         noisy = self.coding.dequantise(showers)
         layers = self.coding.layer_energies(noisy)
-        context = shower_condition(energies, layers)
-        with torch.no_grad():
-            *_, data_trail = teacher.voxel_flow.encode(self.coding.encode(noisy, layers), context)
-        *_, back_trail = self.student_flow.decode(data_trail[-1], context)
-        data_loss = mean_squared_distance(list(zip(back_trail[1:], data_trail[::-1][1:])))
-
-        z = torch.randn_like(noisy)
-        sample, student_ladj, sample_trail = self.student_flow.decode(z, context)
-        teacher_z, teacher_ladj, teacher_trail = teacher.voxel_flow.encode(sample, context)
-        noise_loss = mean_squared_distance(list(zip(teacher_trail[1:], sample_trail[::-1][1:])))
-        kl = (standard_normal_log_prob(z) - student_ladj
-              - standard_normal_log_prob(teacher_z) - teacher_ladj).mean() / self.n_voxels
-        return self.config.kl_weight * kl + self.config.data_weight * data_loss + self.config.noise_weight * noise_loss
+        config = self.config
+        return distillation_loss(self.student_flow, teacher.voxel_flow, self.coding.encode(noisy, layers),
+                                 shower_condition(energies, layers), config.kl_weight, config.data_weight,
+                                 config.noise_weight)
 
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:
         return sample_in_chunks(self._sample, energies, generator, options, "caloflow-student")

@@ -7,6 +7,11 @@ autoencoder and learns two densities by likelihood: flow 1 (CaloFlow's layer ene
 RQS flow on the latent given E_inc and the layer energies. Both stages run through the shared trainer with one
 module, so the final checkpoint holds everything. Sampling: layer energies from flow 1, a latent point from the
 latent flow, the decoder's voxel shares scaled to the layer energies (``VoxelCoding.decode_cut``).
+
+An optional stage ``student`` starts from the flow-stage checkpoint and distils flow 1, autoregressive over the
+layers (one network pass a layer and block when sampling), into an IAF of the same blocks (one pass a block), as
+CaloFlow's student does for its voxel flow; everything else stays frozen, and sampling draws the layer energies
+from the student.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ from caloforge.models.caloman.autoencoder import (
 )
 from caloforge.models.caloman.config import CaloManConfig
 from caloforge.models.flows import (
+    InverseAutoregressiveFlow,
     LayerEnergyFlow,
     MaskedAutoregressiveFlow,
     VoxelCoding,
+    distillation_loss,
+    incident_condition,
     sample_in_chunks,
     shares,
     shower_condition,
@@ -58,8 +66,9 @@ class CaloMan(nn.Module):
         self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder,
                                        config.hits)
         self.training_only: tuple[str, ...] = ()
-        if self.stage == "flow":
-            # the flows exist in this stage alone, so that the autoencoder's checkpoint fixes none of their choices
+        self.layer_student: InverseAutoregressiveFlow | None = None
+        if self.stage != "autoencoder":
+            # the flows exist in these stages alone, so that the autoencoder's checkpoint fixes none of their choices
             self.autoencoder.requires_grad_(False)
             self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
                                               config.layer_hidden, config.bins, config.layer_passes)
@@ -68,9 +77,16 @@ class CaloMan(nn.Module):
             self.dims = geometry.n_layers + config.latent
             # sampling decodes latent points: a shipped checkpoint leaves the encoder out (a fifth of it)
             self.training_only = ("autoencoder.encoder.",)
+        if self.stage == "student":
+            # flow 1's teacher comes with the step-2 checkpoint (train.init_from); only its student learns and ships
+            self.requires_grad_(False)
+            self.layer_student = InverseAutoregressiveFlow(geometry.n_layers, 1, config.layer_transforms,
+                                                           config.layer_hidden, config.bins)
+            self.training_only = ("autoencoder.encoder.", "layer_flow.flow.")
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
-        """Stage autoencoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension."""
+        """Stage autoencoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension. Stage
+        student: flow 1's distillation loss."""
         clean = self.coding.cut(showers)
         clean_layers = self.coding.layer_energies(clean)
         y = self.coding.encode(clean, clean_layers)
@@ -97,6 +113,10 @@ class CaloMan(nn.Module):
             if hit_logits is not None:
                 loss = loss + self.hit_weight * F.binary_cross_entropy_with_logits(hit_logits, (clean > 0).float())
             return loss
+        if self.layer_student is not None:
+            teacher = self.layer_flow
+            return distillation_loss(self.layer_student, teacher.flow, teacher.encode(teacher.to_u(layers, energies)),
+                                     incident_condition(energies))
         with torch.no_grad():
             z = self.autoencoder.encode(y, context)
         log_prob = self.layer_flow.log_prob(energies, layers) + self.latent_flow.log_prob(z, context)
@@ -109,10 +129,10 @@ class CaloMan(nn.Module):
         return sample_in_chunks(self._sample, energies, generator, options, "caloman")
 
     def _sample(self, energies: Tensor, generator: torch.Generator | None) -> Tensor:
-        if self.stage != "flow":
+        if self.stage == "autoencoder":
             raise CaloforgeError("caloman: this is an autoencoder-stage checkpoint; train the flow stage from it "
                                  "(model.stage=flow, train.init_from=<this checkpoint>) to sample")
-        layers = self.layer_flow.sample(energies, generator)
+        layers = self.layer_flow.sample(energies, generator, self.layer_student)
         context = shower_condition(energies, layers)
         z = self.latent_flow.sample(context, generator)
         y, hit_logits = self.autoencoder.decode(z, context)

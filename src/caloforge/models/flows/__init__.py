@@ -2,11 +2,11 @@
 layer), flow 1 (layer energies), the voxel coding, the conditions, the fitted preprocessing and chunked sampling."""
 
 from caloforge.models.flows.conditions import incident_condition, layer_condition, shower_condition
-from caloforge.models.flows.iaf import InverseAutoregressiveFlow
+from caloforge.models.flows.iaf import InverseAutoregressiveFlow, distillation_loss
 from caloforge.models.flows.layer_energy import LayerEnergyFlow, LayerVariables, fit_layer_energy
 from caloforge.models.flows.layerwise import LayerwiseFlow, layer_context
-from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 from caloforge.models.flows.made import rqs_blocks, standard_normal_log_prob
+from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 from caloforge.models.flows.preprocessing import fit_preprocessing
 from caloforge.models.flows.sampling import CHUNK, decode_in_chunks, in_chunks, sample_in_chunks
 from caloforge.models.flows.voxels import VoxelCoding, cut, dequantise, layer_sums, shares
@@ -22,6 +22,7 @@ __all__ = [
     "cut",
     "decode_in_chunks",
     "dequantise",
+    "distillation_loss",
     "fit_layer_energy",
     "fit_preprocessing",
     "in_chunks",

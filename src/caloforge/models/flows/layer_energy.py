@@ -70,9 +70,12 @@ class LayerEnergyFlow(LayerVariables):
         constant of the data and is left out)."""
         return self.flow.log_prob(self.encode(self.to_u(layers, energies)), incident_condition(energies))
 
-    def sample_u(self, energies: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return self.decode(self.flow.sample(incident_condition(energies), generator))
+    def sample_u(self, energies: Tensor, generator: torch.Generator | None = None,
+                 flow: nn.Module | None = None) -> Tensor:
+        return self.decode((flow or self.flow).sample(incident_condition(energies), generator))
 
-    def sample(self, energies: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """(N, L) layer energies in MeV for (N,) incident energies."""
-        return self.from_u(self.sample_u(energies, generator), energies)
+    def sample(self, energies: Tensor, generator: torch.Generator | None = None,
+               flow: nn.Module | None = None) -> Tensor:
+        """(N, L) layer energies in MeV for (N,) incident energies; ``flow``: a sampler of the same variables (a
+        distilled student) in place of this flow."""
+        return self.from_u(self.sample_u(energies, generator, flow), energies)

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from caloforge.models.flows.iaf import InverseAutoregressiveFlow
-from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 from caloforge.models.flows.made import standard_normal_log_prob
+from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 
 
 def layer_context(condition: int, n_layers: int, voxels: int) -> int:
