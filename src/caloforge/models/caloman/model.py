@@ -87,6 +87,10 @@ class CaloMan(nn.Module):
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """Stage autoencoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension. Stage
         student: flow 1's distillation loss."""
+        if self.layer_student is not None:
+            teacher, layers = self.layer_flow, self.coding.noisy_layer_energies(showers)
+            return distillation_loss(self.layer_student, teacher.flow, teacher.encode(teacher.to_u(layers, energies)),
+                                     incident_condition(energies))
         clean = self.coding.cut(showers)
         clean_layers = self.coding.layer_energies(clean)
         y = self.coding.encode(clean, clean_layers)
@@ -113,10 +117,6 @@ class CaloMan(nn.Module):
             if hit_logits is not None:
                 loss = loss + self.hit_weight * F.binary_cross_entropy_with_logits(hit_logits, (clean > 0).float())
             return loss
-        if self.layer_student is not None:
-            teacher = self.layer_flow
-            return distillation_loss(self.layer_student, teacher.flow, teacher.encode(teacher.to_u(layers, energies)),
-                                     incident_condition(energies))
         with torch.no_grad():
             z = self.autoencoder.encode(y, context)
         log_prob = self.layer_flow.log_prob(energies, layers) + self.latent_flow.log_prob(z, context)

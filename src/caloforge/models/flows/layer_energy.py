@@ -72,7 +72,7 @@ class LayerEnergyFlow(LayerVariables):
 
     def sample_u(self, energies: Tensor, generator: torch.Generator | None = None,
                  flow: nn.Module | None = None) -> Tensor:
-        return self.decode((flow or self.flow).sample(incident_condition(energies), generator))
+        return self.decode((self.flow if flow is None else flow).sample(incident_condition(energies), generator))
 
     def sample(self, energies: Tensor, generator: torch.Generator | None = None,
                flow: nn.Module | None = None) -> Tensor:
