@@ -63,6 +63,8 @@ def test_a_flow_exported_without_masks_and_packed_samples_as_before(rebinned_sam
     assert not any(rebuilt_by_architecture(*item) for item in exported.model.items())
     masks = masks_of_weights(checkpoint.ema)
     assert masks and all(exported.model[name].numel() == mask.sum() < mask.numel() for name, mask in masks.items())
+    again = shippable(exported)  # a shipped file exported again (say, to float16) is packed once, not twice
+    assert all(torch.equal(again.model[name], tensor) for name, tensor in exported.model.items())
     energies = torch.full((8,), 10_000.0)
     before, after = (build_model(c).sample(energies, generator=torch.Generator().manual_seed(0))
                      for c in (checkpoint, exported))

@@ -172,8 +172,9 @@ def masks_of_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def pack_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Each masked weight as the 1-D tensor of its entries under the mask (a quarter to a half of a flow's weights
-    are masked out): what a shipped checkpoint stores."""
-    return {name: tensor[masks[name]] if name in masks else tensor for name, tensor in weights.items()}
+    are masked out): what a shipped checkpoint stores. Weights packed already stay as they are."""
+    return {name: tensor[masks[name]] if name in masks and tensor.shape == masks[name].shape else tensor
+            for name, tensor in weights.items()}
 
 
 def unpack_masked(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
