@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from caloforge.contract import build_model, from_dict, shippable
+from caloforge.contract import build_model, from_dict, save_checkpoint, shippable
 from caloforge.errors import CaloforgeError
 from caloforge.models import get_family
 from caloforge.evaluate.features import alpha_layers, compute_features
@@ -120,14 +120,45 @@ def test_flow_stage_starts_from_the_frozen_autoencoder_and_samples(coarse, tmp_p
     assert torch.equal(showers, again)
 
 
-def test_student_stage_distils_flow_1_alone_and_ships_without_its_teacher(coarse, tmp_path):
-    geometry, energies, showers, data = coarse
+@pytest.fixture(scope="module")
+def flow_run(coarse, tmp_path_factory):
+    """A tiny flow-stage run (step 2) on its autoencoder-stage run (step 1): the start of the optional stages."""
+    *_, data = coarse
+    folder = tmp_path_factory.mktemp("caloman")
     torch.manual_seed(0)
     run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}, "train": TRAIN}
-    autoencoder = train(run_config_from_dict({**run, "model": TINY}), tmp_path / "ae", progress=False)
-    flow = train(run_config_from_dict({**run, "model": {**TINY, "stage": "flow"},
-                                       "train": {**TRAIN, "init_from": str(autoencoder)}}), tmp_path / "flow",
+    autoencoder = train(run_config_from_dict({**run, "model": TINY}), folder / "ae", progress=False)
+    return train(run_config_from_dict({**run, "model": {**TINY, "stage": "flow"},
+                                       "train": {**TRAIN, "init_from": str(autoencoder)}}), folder / "flow",
                  progress=False)
+
+
+def test_decoder_stage_trains_the_decoder_alone_on_the_frozen_latent(coarse, flow_run, tmp_path):
+    geometry, energies, _, data = coarse
+    flow = flow_run
+    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}, "train": TRAIN}
+    decoder = train(run_config_from_dict({**run, "model": {**TINY, "stage": "decoder"},
+                                          "train": {**TRAIN, "max_steps": 5, "init_from": str(flow)}}),
+                    tmp_path / "decoder", progress=False)
+    before, after = load_checkpoint(flow).model, load_checkpoint(decoder).model
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith("autoencoder.decoder.") for key in changed)
+    with torch.no_grad():
+        showers = load_model(decoder)[0].sample(energies[:20], torch.Generator().manual_seed(0))
+    assert showers.shape == (20, geometry.n_voxels) and torch.isfinite(showers).all()
+    # a student started from both runs (train.init_from, a list: the later overrides) works with the new decoder
+    student = train(run_config_from_dict({**run, "model": {**TINY, "stage": "student"},
+                                          "train": {**TRAIN, "init_from": [str(flow), str(decoder)]}}),
+                    tmp_path / "student", progress=False)
+    student_weights = load_checkpoint(student).model
+    assert all(torch.equal(student_weights[key], after[key]) for key in changed)
+
+
+def test_student_stage_distils_flow_1_alone_and_ships_without_its_teacher(coarse, flow_run, tmp_path):
+    geometry, energies, showers, data = coarse
+    flow = flow_run
+    torch.manual_seed(0)
+    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}, "train": TRAIN}
 
     def student(steps: int):
         config = run_config_from_dict({**run, "model": {**TINY, "stage": "student"},
@@ -153,6 +184,26 @@ def test_student_stage_distils_flow_1_alone_and_ships_without_its_teacher(coarse
         drawn = model.sample(energies[:50], torch.Generator().manual_seed(0))
         again = build_model(shipped).sample(energies[:50], torch.Generator().manual_seed(0))
     assert drawn.shape == (50, geometry.n_voxels) and torch.isfinite(drawn).all() and torch.equal(drawn, again)
+
+    # shipped beside the flow-stage file, the student stores only what it learnt and reads the rest from that file
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    save_checkpoint(folder / "flow.pt", shippable(load_checkpoint(flow)))
+    save_checkpoint(folder / "student.pt", shippable(load_checkpoint(trained), base=folder / "flow.pt"))
+    own = torch.load(folder / "student.pt", weights_only=True)["model"]
+    assert own and all(key.startswith(("layer_student.", "layer_flow.")) for key in own)
+    assert set(own) < set(shipped.model)
+    with torch.no_grad():
+        beside = load_model(folder / "student.pt")[0].sample(energies[:50], torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, beside)
+    moved = tmp_path / "moved.pt"
+    (folder / "student.pt").rename(moved)
+    with pytest.raises(CaloforgeError, match="flow.pt, which must sit beside it"):
+        load_checkpoint(moved)
+    moved.rename(folder / "student.pt")
+    save_checkpoint(folder / "flow.pt", shippable(load_checkpoint(flow), half=True))
+    with pytest.raises(CaloforgeError, match="not the file it was exported against"):
+        load_checkpoint(folder / "student.pt")
 
 
 def test_hit_head_is_fitted_and_decides_which_voxels_are_lit(coarse):

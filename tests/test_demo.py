@@ -69,17 +69,27 @@ def test_shipped_checkpoints_load():
         assert checkpoint.header["family"] and "run" in checkpoint.header
 
 
-def test_retraining_caloman_retrains_its_autoencoder_first(tmp_path, tiny_checkpoint):
-    """Step 2 of a shipped CaloMan is retrained on a retrained step-1 autoencoder, never on a random frozen one."""
+def test_retraining_caloman_retrains_its_earlier_stages_first(tmp_path, tiny_checkpoint):
+    """A shipped CaloMan's later stage is retrained on its retrained earlier stages (autoencoder, then flows), never
+    on a random frozen one."""
     tiny = {"latent": 4, "encoder": [32], "decoder": [32], "flow_transforms": 2, "flow_hidden": [16],
             "layer_transforms": 2, "layer_hidden": [8]}
     run = load_checkpoint(tiny_checkpoint).header["run"]
-    shipped = train(run_config_from_dict({**run, "family": "caloman", "model": {**tiny, "stage": "flow"},
+    shipped = train(run_config_from_dict({**run, "family": "caloman", "model": {**tiny, "stage": "decoder"},
                                           "sample": {}}), tmp_path / "shipped", progress=False)
-    run_demo(tmp_path / "demo", checkpoints=[shipped], n_showers=260, retrain=True, train_steps=2,
-             log=lambda message: None)
+    # its step-3 student (flow 1 distilled) is skipped: it needs a retrained flow stage to start from
+    student = load_checkpoint(shipped)
+    student.header["run"]["model"] = {**student.header["run"]["model"], "stage": "student"}
+    messages = []
+    run_demo(tmp_path / "demo", checkpoints=[shipped, save_checkpoint(tmp_path / "student.pt", student)],
+             n_showers=260, retrain=True, train_steps=2, log=messages.append)
+    assert "student: skipped: a distilled student needs its teacher retrained first" in messages
     folder = tmp_path / "demo" / "train" / "par04-coarse-caloman"
-    step1, step2 = load_checkpoint(folder / "autoencoder" / "model.pt"), load_checkpoint(folder / "model.pt")
-    assert step1.header["step"] == 2 and step1.header["run"]["model"]["stage"] == "autoencoder"
-    keys = [key for key in step1.model if key.startswith("autoencoder.")]
-    assert keys and all(torch.equal(step1.model[key], step2.model[key]) for key in keys)
+    step1, step2, last = (load_checkpoint(path / "model.pt") for path in (folder / "autoencoder", folder / "flow",
+                                                                          folder))
+    assert [c.header["run"]["model"]["stage"] for c in (step1, step2, last)] == ["autoencoder", "flow", "decoder"]
+    assert step1.header["step"] == step2.header["step"] == 2
+    encoder = [key for key in step1.model if key.startswith("autoencoder.encoder.")]
+    assert encoder and all(torch.equal(step1.model[key], last.model[key]) for key in encoder)
+    flows = [key for key in step2.model if key.startswith(("layer_flow.", "latent_flow."))]
+    assert flows and all(torch.equal(step2.model[key], last.model[key]) for key in flows)

@@ -38,6 +38,7 @@ DEMO_METRICS = ("hist", "cls-low", "cls-high", "fpd", "kpd", "plots")
 #: the models the demo shows, full resolution first: one line per checkpoint file (see ``checkpoint_path``)
 DEMO_MODELS = (
     "par04-caloman.pt",
+    "par04-caloman-student.pt",
     "par04-supercalo.pt",
     "par04-coarse-caloflow-student.pt",
     "par04-coarse-caloman.pt",
@@ -87,6 +88,11 @@ def _split(reference: Path, geometry: Geometry, out_dir: Path) -> tuple[Path, Pa
                           {"source_file": str(reference)}))
 
 
+#: the stages a CaloMan stage starts from, in order, each frozen under the next: step 2 learns densities on the
+#: step-1 autoencoder, and the decoder stage trains on step 2's frozen encoder; a retrained model retrains them first
+EARLIER_STAGES = {"flow": ("autoencoder",), "decoder": ("autoencoder", "flow")}
+
+
 def _retrain(checkpoint: Checkpoint, train_file: Path, ref_geometry: Geometry, out_dir: Path, steps: int,
              log: Callable[[str], None]) -> Path:
     """The same family and hyper-parameters as a shipped model, trained for ``steps`` steps on ``train_file``."""
@@ -96,14 +102,19 @@ def _retrain(checkpoint: Checkpoint, train_file: Path, ref_geometry: Geometry, o
     values = {**run, "data": {**run["data"], "train": str(data), "limit": None},
               "train": {**run["train"], "max_steps": steps, "epochs": 10_000, "patience": 0, "init_from": None}}
     folder = out_dir / "train" / f"{geometry.name}-{run['family']}"
-    if values.get("model", {}).get("stage") == "flow":
-        # CaloMan's step 2 learns densities on a frozen step-1 autoencoder: that one is retrained first
-        log(f"training {run['family']} (autoencoder stage) on {geometry.name} for {steps} steps")
-        step1 = {**values, "model": {**values["model"], "stage": "autoencoder"}}
-        values["train"]["init_from"] = str(train(run_config_from_dict(step1, "demo"), folder / "autoencoder",
+    for stage in EARLIER_STAGES.get(values.get("model", {}).get("stage"), ()):
+        log(f"training {run['family']} ({stage} stage) on {geometry.name} for {steps} steps")
+        earlier = {**values, "model": {**values["model"], "stage": stage}}
+        values["train"]["init_from"] = str(train(run_config_from_dict(earlier, "demo"), folder / stage,
                                                  progress=False))
     log(f"training {run['family']} on {geometry.name} for {steps} steps")
     return train(run_config_from_dict(values, "demo"), folder, progress=False)
+
+
+def _is_student(model: dict) -> bool:
+    """Whether a run's model config distils a teacher: a student family names its teacher's file, CaloMan's student
+    stage starts from its flow stage."""
+    return "teacher" in model or model.get("stage") == "student"
 
 
 def _timing(model: torch.nn.Module, name: str, options: dict, device: torch.device, geant4_s: float | None) -> dict:
@@ -138,7 +149,7 @@ def run_demo(out_dir: str | Path = "caloforge-demo", reference: str | Path | Non
     geant4_s = geant4_seconds_per_shower(reference)  # recorded in the data's attributes, when it was
     if retrain:
         train_file, reference = _split(reference, ref_geometry, out)
-        students = [c for c in checkpoints if "teacher" in load_checkpoint(c).header["run"].get("model", {})]
+        students = [c for c in checkpoints if _is_student(load_checkpoint(c).header["run"].get("model", {}))]
         for student in students:
             log(f"{student.stem}: skipped: a distilled student needs its teacher retrained first")
         checkpoints = [_retrain(load_checkpoint(c), train_file, ref_geometry, out, train_steps, log)

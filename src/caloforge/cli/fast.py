@@ -58,6 +58,9 @@ def export(
                                  "no optimiser state (any family)."),
     half: bool = typer.Option(False, "--half", help="With --weights: store the weights as float16 (half the file; "
                               "they load back into float32)."),
+    base: Path = typer.Option(None, "--base", help="With --weights: a shipped checkpoint this model was trained on "
+                              "top of, in the folder --weights is written to; the weights equal to its own are read "
+                              "from it and not stored again."),
     steps: int = typer.Option(None, callback=checked(COUNT),
                               help="Sampler steps baked into the graph (default: the checkpoint's)."),
     par04_order: bool = typer.Option(False, "--par04-order", help="Output voxels in Geant4 Par04's (r, phi, z) "
@@ -72,9 +75,14 @@ def export(
 
     if onnx is None and weights is None:
         raise CaloforgeError("export: say what to write: --onnx FILE and/or --weights FILE")
+    if base is not None and (weights is None or base.resolve().parent != weights.resolve().parent):
+        raise CaloforgeError(f"export: --base {base} must sit in the folder --weights is written to (it is read from "
+                             "beside the shipped file)")
     if weights is not None:
-        save_checkpoint(weights, shippable(load_checkpoint(checkpoint), half=half))
-        typer.echo(json.dumps({"weights": str(weights), "half": half}))
+        shipped = shippable(load_checkpoint(checkpoint), half=half, base=base)
+        save_checkpoint(weights, shipped)
+        typer.echo(json.dumps({"weights": str(weights), "half": half, "base": str(base) if base else None,
+                               "tensors": len(shipped.model)}))
     if onnx is not None:
         from caloforge.export import export_onnx
 

@@ -4,10 +4,15 @@ The file is a ``torch.save`` of a dict holding only tensors, numbers and strings
 ``torch.load(weights_only=True)``: a file that smuggles pickled objects (code) is refused. The JSON header holds
 everything needed to rebuild the model: family, geometry, hyper-parameters, fitted preprocessing, caloforge version.
 Writes go to a temporary name and are renamed when complete, so a killed run never leaves a broken checkpoint.
+
+A shipped checkpoint trained on top of another shipped one (a distilled student whose decoder is its teacher's)
+may store only its own weights and name the other file as its ``base`` (file name and SHA-256): the loader reads the
+rest from that file, which must sit in the same folder, so two models share their common weights on disk once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import re
@@ -87,8 +92,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     header = _header(payload)
     if header is None or not isinstance(payload.get("model"), dict):
         raise CaloforgeError(f"{path}: damaged caloforge checkpoint (its header or weights are missing)")
-    return Checkpoint(header=header, model=payload["model"], ema=payload.get("ema"),
+    model = payload["model"]
+    if "base" in header:
+        model = {**_base_weights(path, header["base"], map_location), **model}
+    return Checkpoint(header=header, model=model, ema=payload.get("ema"),
                       optimizer=payload.get("optimizer"), scheduler=payload.get("scheduler"), rng=payload.get("rng"))
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _base_weights(path: Path, base: dict, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """The weights of the checkpoint ``path`` names as its base: the file of that name beside it, byte for byte
+    the one it was exported against."""
+    base_path = path.parent / base["file"]
+    if not base_path.is_file():
+        raise CaloforgeError(f"{path}: shares its other weights with {base['file']}, which must sit beside it "
+                             f"in {path.parent}")
+    if file_digest(base_path) != base["sha256"]:
+        raise CaloforgeError(f"{path}: {base_path} is not the file it was exported against (its SHA-256 differs); "
+                             "export it again against this one")
+    return load_checkpoint(base_path, map_location).model
 
 
 def _header(payload: dict) -> dict | None:
@@ -238,9 +268,12 @@ def slim(checkpoint: Checkpoint) -> Checkpoint:
     return Checkpoint(header=checkpoint.header, model=weights)
 
 
-def shippable(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
+def shippable(checkpoint: Checkpoint, half: bool = False, base: str | Path | None = None) -> Checkpoint:
     """The checkpoint to ship (``caloforge export --weights``): ``slim``, without what the architecture rebuilds or
     only training needs (``left_out_of_shipping``), masked weights packed (``pack_masked``).
+
+    ``base``, a shipped checkpoint this one was trained on top of: the weights equal to that file's (same name,
+    type and values) are left out and the file is named in the header, to be read back from beside this one.
 
     ``half`` stores floating-point weights as float16, half the file: ``load_state_dict`` copies them back into the
     float32 model, which then computes as before (the shipped CaloMan and CaloFlow student, stored so, scored as
@@ -252,4 +285,14 @@ def shippable(checkpoint: Checkpoint, half: bool = False) -> Checkpoint:
                            if not left_out_of_shipping(key, value, prefixes)}, masks_of_weights(built.state_dict()))
     if half:
         weights = {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
-    return Checkpoint(header=checkpoint.header, model=weights)
+    header = {key: value for key, value in checkpoint.header.items() if key != "base"}
+    if base is not None:
+        shared = load_checkpoint(base).model
+        weights = {key: value for key, value in weights.items() if not _same_tensor(value, shared.get(key))}
+        header["base"] = {"file": Path(base).name, "sha256": file_digest(base)}
+    return Checkpoint(header=header, model=weights)
+
+
+def _same_tensor(tensor: torch.Tensor, other: torch.Tensor | None) -> bool:
+    return (other is not None and tensor.dtype == other.dtype and tensor.shape == other.shape
+            and torch.equal(tensor, other))

@@ -56,8 +56,10 @@ class TrainConfig(Checked):
     #: stop once training has used this many minutes of CPU time, all threads and resumed runs together (0: no
     #: limit): budgeted pilots compare designs at equal cost
     cpu_minutes: float = checked(NON_NEGATIVE, 0.0)
-    #: weights to start from (a teacher, or a pretrained part); loaded non-strictly
-    init_from: str | None = None
+    #: weights to start from (a teacher, or a pretrained part); loaded non-strictly. A list: several checkpoints in
+    #: turn, each overriding the ones before where they share a weight (a student's own weights from one run and
+    #: the frozen parts it works with from a later one)
+    init_from: str | list[str] | None = None
     device: str = checked(device, "auto")
     #: run the model's loss through ``torch.compile`` (training and validation): the first batches pay a minute of
     #: compilation, and elementwise-heavy models gain most (the layerwise CaloFlow teacher on par04: 22 s to about

@@ -107,8 +107,9 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
 
     model = family.build(model_config, geometry, fitted).to(ctx.device)
     if cfg.init_from and state is None:
-        source = load_checkpoint(cfg.init_from)
-        load_weights(model, source.ema or source.model, cfg.init_from, strict=False)
+        for path in [cfg.init_from] if isinstance(cfg.init_from, str) else cfg.init_from:
+            source = load_checkpoint(path)
+            load_weights(model, source.ema or source.model, path, strict=False)
     ema = AveragedModel(model, multi_avg_fn=_ema_with_warmup(cfg.ema_decay))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     train_loader = make_loader(train_set, cfg.batch_size, ctx, cfg.seed, shuffle=True)

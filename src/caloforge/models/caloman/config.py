@@ -6,14 +6,16 @@ from dataclasses import dataclass, field
 
 from caloforge.errors import CaloforgeError
 
-STAGES = ("autoencoder", "flow", "student")
+STAGES = ("autoencoder", "flow", "decoder", "student")
 HIT_ENERGIES = ("expected", "exponential")
 
 
 @dataclass
 class CaloManConfig:
     #: "autoencoder" (step 1: learn the manifold), "flow" (step 2: the densities on it; start it from the step-1
-    #: checkpoint with train.init_from, which this stage keeps frozen) or "student" (step 3, optional: flow 1
+    #: checkpoint with train.init_from, which this stage keeps frozen), "decoder" (optional, after step 2: the
+    #: decoder trained further with the encoder frozen, so that the latent points the flows learnt stay where they
+    #: were; start it from the step-2 checkpoint) or "student" (step 3, optional: flow 1
     #: distilled into an IAF that samples in one pass a block instead of one a layer, CaloFlow's student; start it
     #: from the step-2 checkpoint, whose flow 1 it learns from and leaves out of the shipped file)
     stage: str = "autoencoder"

@@ -8,6 +8,11 @@ RQS flow on the latent given E_inc and the layer energies. Both stages run throu
 module, so the final checkpoint holds everything. Sampling: layer energies from flow 1, a latent point from the
 latent flow, the decoder's voxel shares scaled to the layer energies (``VoxelCoding.decode_cut``).
 
+An optional stage ``decoder`` starts from the flow-stage checkpoint and trains the decoder further by the
+autoencoder's loss, with the encoder and the flows frozen: the latent points of the training showers stay where the
+flows learnt them, so more decoder training costs no new flows (the autoencoder stage ends while its loss still
+falls, and each decoder-only epoch is cheaper).
+
 An optional stage ``student`` starts from the flow-stage checkpoint and distils flow 1, autoregressive over the
 layers (one network pass a layer and block when sampling), into an IAF of the same blocks (one pass a block), as
 CaloFlow's student does for its voxel flow; everything else stays frozen, and sampling draws the layer energies
@@ -77,6 +82,9 @@ class CaloMan(nn.Module):
             self.dims = geometry.n_layers + config.latent
             # sampling decodes latent points: a shipped checkpoint leaves the encoder out (a fifth of it)
             self.training_only = ("autoencoder.encoder.",)
+        if self.stage == "decoder":
+            self.requires_grad_(False)
+            self.autoencoder.decoder.requires_grad_(True)
         if self.stage == "student":
             # flow 1's teacher comes with the step-2 checkpoint (train.init_from); only its student learns and ships
             self.requires_grad_(False)
@@ -85,8 +93,8 @@ class CaloMan(nn.Module):
             self.training_only = ("autoencoder.encoder.", "layer_flow.flow.")
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
-        """Stage autoencoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension. Stage
-        student: flow 1's distillation loss."""
+        """Stages autoencoder and decoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension.
+        Stage student: flow 1's distillation loss."""
         if self.layer_student is not None:
             teacher, layers = self.layer_flow, self.coding.noisy_layer_energies(showers)
             return distillation_loss(self.layer_student, teacher.flow, teacher.encode(teacher.to_u(layers, energies)),
@@ -96,8 +104,9 @@ class CaloMan(nn.Module):
         y = self.coding.encode(clean, clean_layers)
         layers = self.coding.noisy_layer_energies(showers)
         context = shower_condition(energies, layers)
-        if self.stage == "autoencoder":
-            z = self.autoencoder.encode(y, context)
+        if self.stage in ("autoencoder", "decoder"):
+            with torch.set_grad_enabled(self.stage == "autoencoder"):
+                z = self.autoencoder.encode(y, context)
             reconstruction, hit_logits = self.autoencoder.decode(z, context)
             error = (reconstruction - y).square().mean()
             target = shares(clean, clean_layers, self.coding.voxel_layer)
