@@ -63,6 +63,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     for name, values in configs.items():
         paths[name] = folder / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(values))
+    paths["student_alone"] = folder / "student.pt"  # a checkpoint whose base file is not beside it
+    paths["student_alone"].write_bytes((CALOMAN.parent / "par04-caloman-student.pt").read_bytes())
     reshaped = load_checkpoint(CALOMAN)
     reshaped.model[next(iter(reshaped.model))] = torch.zeros(3)
     paths["reshaped"] = save_checkpoint(folder / "reshaped.pt", reshaped)
@@ -135,6 +137,9 @@ CASES = [
     ("ckpt-missing", "generate {inputs}/nothing.pt --n 10", "no such checkpoint"),
     ("upsample-ckpt-empty", "upsample {data} -m {empty}", "empty.pt: truncated"),
     ("export-ckpt-text", "export {text} --weights w.pt", "text.pt: not a caloforge checkpoint"),
+    ("export-base-elsewhere", "export {caloman} --weights w.pt --base {caloman}",
+     "must sit in the folder --weights is written to"),
+    ("ckpt-base-missing", "generate {student_alone} --n 10", "par04-caloman.pt, which must sit beside it"),
     ("distill-ckpt-random", "distill {random}", "random.pt: not a caloforge checkpoint"),
     # run configs
     ("config-model-list", "train {model_list}", "model: must be a mapping"),
