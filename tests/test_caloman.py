@@ -7,8 +7,8 @@ import torch
 
 from caloforge.contract import build_model, from_dict, save_checkpoint, shippable
 from caloforge.errors import CaloforgeError
-from caloforge.models import get_family
 from caloforge.evaluate.features import alpha_layers, compute_features
+from caloforge.models import get_family
 from caloforge.models.caloman.autoencoder import layer_moments, population_widths, share_divergence
 from caloforge.models.flows import shares, shower_condition
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train

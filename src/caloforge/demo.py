@@ -25,10 +25,16 @@ from caloforge.contract import Checkpoint
 from caloforge.data import ShowerWriter, open_showers, sample_path, write_showers
 from caloforge.errors import CaloforgeError
 from caloforge.evaluate import QUICK, Section, build_page, evaluate
-from caloforge.evaluate.leaderboard import (DS2_VOXELS, PLANE_CAPTION, entry_from_metrics, leaderboard_table_html,
-                                            published_entries, quality_time_plane)
-from caloforge.evaluate.report import classifier_cell, html_table, resolving_power_note
+from caloforge.evaluate.leaderboard import (
+    DS2_VOXELS,
+    PLANE_CAPTION,
+    entry_from_metrics,
+    leaderboard_table_html,
+    published_entries,
+    quality_time_plane,
+)
 from caloforge.evaluate.plots import average_shower_figure
+from caloforge.evaluate.report import classifier_cell, html_table, resolving_power_note
 from caloforge.geometry import Geometry, Rebinning, geometry_for_voxels, load_geometry
 from caloforge.sampling import generate
 from caloforge.sampling.timing import geant4_seconds_per_shower, machine_description, time_model

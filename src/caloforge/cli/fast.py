@@ -70,8 +70,8 @@ def export(
 
     ONNX inputs: noise (N, voxels), energy (N,) in MeV and, for steps > 1, renoise (steps-1, N, voxels), all noise
     standard normal; output: showers (N, voxels) in MeV. The batch axis is dynamic."""
-    from caloforge.train import load_checkpoint, load_model
     from caloforge.contract import save_checkpoint, shippable
+    from caloforge.train import load_checkpoint, load_model
 
     if onnx is None and weights is None:
         raise CaloforgeError("export: say what to write: --onnx FILE and/or --weights FILE")

@@ -18,14 +18,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from caloforge.contract import (
+    Checkpoint,
+    from_dict,
+    geometry_to_dict,
+    get_family,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    slim,
+)
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import load_geometry
-from caloforge.contract import (Checkpoint, from_dict, geometry_to_dict, get_family, load_checkpoint, load_weights,
-                               save_checkpoint, slim)
 from caloforge.train import distributed
-from caloforge.train.resume import check_resumable
 from caloforge.train.config import RunConfig
 from caloforge.train.data import alpha_augmenter, load_split, make_loader
+from caloforge.train.resume import check_resumable
 
 
 def _lr_lambda(config, steps_per_epoch: int):
