@@ -105,8 +105,7 @@ class CaloMan(nn.Module):
         layers = self.coding.noisy_layer_energies(showers)
         context = shower_condition(energies, layers)
         if self.stage in ("autoencoder", "decoder"):
-            with torch.set_grad_enabled(self.stage == "autoencoder"):
-                z = self.autoencoder.encode(y, context)
+            z = self.autoencoder.encode(y, context)  # in stage decoder a frozen encoder: no graph is built
             reconstruction, hit_logits = self.autoencoder.decode(z, context)
             error = (reconstruction - y).square().mean()
             target = shares(clean, clean_layers, self.coding.voxel_layer)
