@@ -139,6 +139,8 @@ CASES = [
     ("export-ckpt-text", "export {text} --weights w.pt", "text.pt: not a caloforge checkpoint"),
     ("export-base-elsewhere", "export {caloman} --weights w.pt --base {caloman}",
      "must sit in the folder --weights is written to"),
+    ("export-base-is-output", "export {caloman} --weights {inputs}/w.pt --base {inputs}/w.pt",
+     "is the file --weights would overwrite"),
     ("ckpt-base-missing", "generate {student_alone} --n 10", "par04-caloman.pt, which must sit beside it"),
     ("distill-ckpt-random", "distill {random}", "random.pt: not a caloforge checkpoint"),
     # run configs

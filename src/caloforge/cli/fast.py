@@ -78,6 +78,8 @@ def export(
     if base is not None and (weights is None or base.resolve().parent != weights.resolve().parent):
         raise CaloforgeError(f"export: --base {base} must sit in the folder --weights is written to (it is read from "
                              "beside the shipped file)")
+    if base is not None and base.resolve() == weights.resolve():
+        raise CaloforgeError(f"export: --base {base} is the file --weights would overwrite; name another")
     if weights is not None:
         shipped = shippable(load_checkpoint(checkpoint), half=half, base=base)
         save_checkpoint(weights, shipped)

@@ -112,6 +112,8 @@ def _base_weights(path: Path, base: dict, map_location: str | torch.device) -> d
     """The weights of the checkpoint ``path`` names as its base: the file of that name beside it, byte for byte
     the one it was exported against."""
     base_path = path.parent / base["file"]
+    if base_path.name == path.name:
+        raise CaloforgeError(f"{path}: damaged caloforge checkpoint (it names itself as its base)")
     if not base_path.is_file():
         raise CaloforgeError(f"{path}: shares its other weights with {base['file']}, which must sit beside it "
                              f"in {path.parent}")
