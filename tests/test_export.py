@@ -27,13 +27,13 @@ from caloforge.train import Checkpoint, load_checkpoint, load_model, save_checkp
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_student(name: str) -> ConsistencyStudent:
+def tiny_student(name: str, **options) -> ConsistencyStudent:
     """A [4, 4] student with perturbed weights (an untrained U-Net's zeroed output layer would hide the network)."""
     geometry = load_geometry(name)
     energies, showers = open_showers(sample_path()).read(slice(0, 32))
     if name == "par04-coarse":
         showers = Rebinning(load_geometry("par04"), geometry)(showers)
-    architecture = {"channels": [4, 4], "n_steps": 20}
+    architecture = {"channels": [4, 4], "n_steps": 20, **options}
     fitted = get_family("calodiffusion").fit(CaloDiffusionConfig(**architecture), geometry, torch.from_numpy(energies),
                                              torch.from_numpy(showers))
     torch.manual_seed(0)
@@ -62,6 +62,26 @@ def test_onnx_runtime_matches_pytorch_on_the_same_noise(tmp_path, steps):
     got = run_onnx(path, inputs)
     assert got.shape == (5, 359) and (got >= 0).all()
     # float32 through different kernels; a voxel at the readout threshold may flip to zero (0.015 MeV)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=0.05)
+
+
+def test_latent_students_graph_holds_the_decoder_and_the_layer_flow(tmp_path):
+    """A latent student with a layer-energy model: its graph takes latent noise and flow 1's base draw and returns
+    voxels, the mesh autoencoder's decoder and flow 1's inversion inside; ONNX Runtime agrees with PyTorch."""
+    steps = 2
+    student = tiny_student("par04", latent_channels=2, autoencoder_width=4, objective="hybrid", layer_energy=True,
+                           layer_transforms=1, layer_hidden=[8])
+    with torch.no_grad():  # three standard deviations up: voxels above the threshold, so the layers show
+        student.autoencoder.ring_bias.add_(3.0)
+    path = export_onnx(student, load_geometry("par04"), tmp_path / "latent.onnx", steps)
+    chain = SamplingChain(student, load_geometry("par04"))
+    inputs = example_inputs(chain, steps, batch=3, seed=1)
+    assert inputs[0].shape == (3, 2 * 15 * 8 * 3) and inputs[-1].shape == (3, 45)
+    expected = chain(*inputs).detach().numpy()
+    other_layers = chain(*inputs[:-1], torch.randn(3, 45)).detach().numpy()
+    assert not np.allclose(expected, other_layers)  # the layer draw is really an input of the graph
+    got = run_onnx(path, inputs)
+    assert got.shape == (3, 6480) and (got > 0).mean() > 0.1
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=0.05)
 
 

@@ -1,10 +1,13 @@
 """The whole few-step sampling chain of a consistency student as one ONNX graph.
 
-Inputs: ``noise`` (N, voxels), the prior draw; ``energy`` (N,), incident energies in MeV; for more than one step
-``renoise`` (steps - 1, N, voxels), the re-noising draws of the later steps, so the graph is deterministic and
-ONNX Runtime reproduces PyTorch on the same noise. Output: ``showers`` (N, voxels) in MeV, readout threshold
-applied, in caloforge's voxel order or, with ``par04_order``, in Geant4 Par04's (r, phi, z). The batch axis is
-dynamic. Inside: every denoiser call (GLaM encoder and decoder included) and the inverse preprocessing.
+Inputs: ``noise`` (N, state_size: the voxels, or a latent diffusion's latent entries), the prior draw; ``energy``
+(N,), incident energies in MeV; for more than one step ``renoise`` (steps - 1, N, state_size), the re-noising draws
+of the later steps; with a layer-energy model ``layer_noise`` (N, L), the base draw of its flow, whose inversion
+(autoregressive, one MADE pass a layer) the graph holds too. All randomness is an input, so the graph is
+deterministic and ONNX Runtime reproduces PyTorch on the same noise. Output: ``showers`` (N, voxels) in MeV, readout
+threshold applied, in caloforge's voxel order or, with ``par04_order``, in Geant4 Par04's (r, phi, z). The batch
+axis is dynamic. Inside: every denoiser call (GLaM encoder and decoder included), a latent's decoder and the
+inverse preprocessing.
 """
 
 from __future__ import annotations
@@ -33,18 +36,24 @@ class SamplingChain(nn.Module):
         self.student = student
         self.register_buffer("index", par04_index(geometry) if par04_order else None, persistent=False)
 
-    def forward(self, noise: Tensor, energy: Tensor, renoise: Tensor | None = None) -> Tensor:
-        showers = self.student.decode(noise, renoise, energy)
+    def forward(self, noise: Tensor, energy: Tensor, *draws: Tensor) -> Tensor:
+        """``draws``: ``renoise`` for more than one step, then ``layer_noise`` with a layer-energy model."""
+        layered = self.student.layer_model is not None
+        renoise = draws[0] if len(draws) > layered else None
+        layers = self.student.layer_model.from_noise(draws[-1], energy) if layered else None
+        showers = self.student.decode(noise, renoise, energy, layers)
         return showers if self.index is None else showers.index_select(1, self.index)
 
 
 def example_inputs(chain: SamplingChain, steps: int, batch: int = 2, seed: int = 0) -> tuple[Tensor, ...]:
-    """Seeded inputs of the graph's shapes: (noise, energy[, renoise]), energies log-uniform in 1-100 GeV."""
+    """Seeded inputs of the graph's shapes: (noise, energy[, renoise][, layer_noise]), energies log-uniform in
+    1-100 GeV."""
     generator = torch.Generator().manual_seed(seed)
-    n_voxels = chain.student.n_voxels
-    noise = torch.randn(steps, batch, n_voxels, generator=generator)
+    noise = torch.randn(steps, batch, chain.student.state_size, generator=generator)
     energy = torch.exp(torch.empty(batch).uniform_(*torch.log(torch.tensor([1e3, 1e5])).tolist(), generator=generator))
-    return (noise[0], energy) + ((noise[1:],) if steps > 1 else ())
+    layer_model = chain.student.layer_model
+    layer_noise = () if layer_model is None else (torch.randn(batch, layer_model.n_layers, generator=generator),)
+    return (noise[0], energy) + ((noise[1:],) if steps > 1 else ()) + layer_noise
 
 
 def export_onnx(student: ConsistencyStudent, geometry: Geometry, path: str | Path, steps: int,
@@ -52,14 +61,13 @@ def export_onnx(student: ConsistencyStudent, geometry: Geometry, path: str | Pat
     """Write the ``steps``-step sampling chain of ``student`` to ``path`` (dynamic batch axis)."""
     if not isinstance(student, ConsistencyStudent):
         raise CaloforgeError("export: only calodiffusion-student checkpoints have a few-step sampling chain")
-    if student.layer_model is not None:
-        # flow 1's spline inverses would have to be traced too; the graph would then need its own noise input
-        raise CaloforgeError("export: this student has a layer-energy flow, which the ONNX graph does not hold yet")
     student.sampling_levels(steps)  # checks the step count
     chain = SamplingChain(student.eval(), geometry, par04_order).eval()
     inputs = example_inputs(chain, steps)
-    names = ["noise", "energy"] + (["renoise"] if steps > 1 else [])
-    axes = {"noise": {0: "batch"}, "energy": {0: "batch"}, "renoise": {1: "batch"}, "showers": {0: "batch"}}
+    names = (["noise", "energy"] + (["renoise"] if steps > 1 else [])
+             + (["layer_noise"] if student.layer_model is not None else []))
+    axes = {"noise": {0: "batch"}, "energy": {0: "batch"}, "renoise": {1: "batch"}, "layer_noise": {0: "batch"},
+            "showers": {0: "batch"}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():

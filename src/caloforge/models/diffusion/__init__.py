@@ -2,7 +2,8 @@
 
 Regular geometries (ds2, ds3, Par04) are convolved as (layer, alpha, r) images; irregular ones (ds1, Par04-coarse)
 through GLaM, learned maps onto their regular hull. The defaults are the paper's: 400-step cosine schedule,
-noise prediction, DDPM sampling.
+noise prediction, DDPM sampling. Optional: a layer-energy flow (``layers.py``) and, for regular geometries, a
+latent mesh (``autoencoder.py``: the diffusion runs on a frozen autoencoder's coarser mesh, trained first).
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ class Stage(nn.Module):
 
 class UNet(nn.Module):
     """(N, in_channels, layer, alpha, r) image, shower condition (N,) or (N, conditions) and noise level (N,)
-    -> (N, 1, layer, alpha, r).
+    -> (N, out_channels, layer, alpha, r).
 
     ``channels[0]`` is the width of the input convolution and ``channels[i]`` that of level ``i`` (so
     ``[16, 16, 16, 32]`` has three levels and compresses every axis 4x). Each level after the first halves every
@@ -97,7 +97,7 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int] = (16, 16, 16, 32), embed_dim: int = 64,
-                 attention: bool = True, conditions: int = 1):
+                 attention: bool = True, conditions: int = 1, out_channels: int = 1):
         super().__init__()
         if len(channels) < 2:
             raise ValueError("channels needs the input width and at least one level")
@@ -115,7 +115,7 @@ class UNet(nn.Module):
         self.decoder = nn.ModuleList(Stage(2 * c, c_in, cond_dim, attention) for c_in, c in widths)
         self.upsample = nn.ModuleList(CylindricalConvTranspose3d(c_in, c_in) for c_in, _ in widths[1:])
         self.head = ResBlock(channels[0], channels[0], cond_dim)
-        self.out = nn.Conv3d(channels[0], 1, 1)
+        self.out = nn.Conv3d(channels[0], out_channels, 1)
         # a zero output at initialisation is the trivial prediction (eps = 0, x0 = c_skip x), whose loss is ~1; a
         # random one costs more than that, many times more through GLaM's decoder, which sums hull voxels
         nn.init.zeros_(self.out.weight)

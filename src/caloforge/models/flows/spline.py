@@ -18,8 +18,11 @@ from zuko.transforms import MonotonicRQSTransform
 
 
 def _bin_softmax(x: Tensor) -> Tensor:
-    """Softmax over the last axis, computed with that axis moved first."""
-    return torch.softmax(x.movedim(-1, 0).contiguous(), dim=0).movedim(0, -1)
+    """Softmax over the last axis, computed with that axis moved first (permutations written out: ONNX rejects the
+    negative axes ``movedim(-1, 0)`` traces to)."""
+    last = x.dim() - 1
+    first = torch.softmax(x.permute(last, *range(last)).contiguous(), dim=0)
+    return first.permute(*range(1, last + 1), 0)
 
 
 class MonotonicRQS(MonotonicRQSTransform):
@@ -35,3 +38,17 @@ class MonotonicRQS(MonotonicRQSTransform):
         self.horizontal = bound * (2 * torch.cumsum(F.pad(widths, (1, 0)), dim=-1) - 1)
         self.vertical = bound * (2 * torch.cumsum(F.pad(heights, (1, 0)), dim=-1) - 1)
         self.derivatives = torch.exp(F.pad(derivatives, (1, 1)))
+
+    def bin(self, k: Tensor) -> tuple[Tensor, ...]:
+        """zuko's knots of bin ``k`` (and its mask), gathered without zuko's ``broadcast`` where ``k`` already has
+        the knots' leading shape (every flow here): that helper computes the broadcast shape in Python, which the
+        ONNX tracer freezes to the batch size it traced with."""
+        if k.shape != self.horizontal.shape[:-1]:
+            return super().bin(k)
+        mask = (k >= 0) & (k < self.bins)
+        k = k % self.bins
+        index = torch.stack((k, k + 1), dim=-1)
+        x0, x1 = self.horizontal.gather(-1, index).unbind(-1)
+        y0, y1 = self.vertical.gather(-1, index).unbind(-1)
+        d0, d1 = self.derivatives.gather(-1, index).unbind(-1)
+        return mask, x0, x1, y0, y1, d0, d1, (y1 - y0) / (x1 - x0)

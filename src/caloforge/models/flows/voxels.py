@@ -12,6 +12,7 @@ showers, and keeps the layer energies).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from caloforge.data.transforms import Logit, Standardize, transform_from_dict
@@ -30,8 +31,12 @@ def dequantise(showers: Tensor, threshold: float, generator: torch.Generator | N
 
 
 def layer_sums(showers: Tensor, voxel_layer: Tensor, n_layers: int) -> Tensor:
-    """(N, voxels) -> (N, n_layers): the energy of each layer; ``voxel_layer`` is each voxel's layer index."""
-    return showers.new_zeros(len(showers), n_layers).index_add_(1, voxel_layer, showers)
+    """(N, voxels) -> (N, n_layers): the energy of each layer; ``voxel_layer`` is each voxel's layer index.
+    (``shape[0]``, not ``len``: the ONNX tracer records the one as a graph value and freezes the other.)"""
+    if torch.jit.is_tracing():
+        # torch.onnx writes index_add_ as a scatter that keeps one of the voxels sharing a layer, not their sum
+        return showers @ F.one_hot(voxel_layer, n_layers).to(showers.dtype)
+    return showers.new_zeros(showers.shape[0], n_layers).index_add_(1, voxel_layer, showers)
 
 
 def shares(showers: Tensor, layers: Tensor, voxel_layer: Tensor) -> Tensor:
