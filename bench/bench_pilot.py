@@ -72,11 +72,9 @@ CANDIDATES = {
                                              ("model.layer_energy=true", "model.layer_hidden=[256,256]",
                                               "train.schedule=cosine", "train.patience=0")),),
                                       sample={"sampler": "dpmpp", "steps": 10}),
-    # (a') the same U-Net (narrower) on a frozen mesh autoencoder's 15 x 8 x 3 x 8 latent (issue #18), scored with
-    # its checkpoint's DPM-Solver++ 20; the autoencoder's share is that of its recipe (12 epochs against ~40)
-    "calodiffusion-latent": Candidate((Stage("configs/calodiffusion-latent-autoencoder-par04.yaml", 0.25),
-                                       Stage("configs/calodiffusion-latent-par04.yaml", 0.75,
-                                             ("train.init_from={previous}/model.pt",)))),
+    # (a') the same U-Net on (3, 2, 3) patches of voxels as channels (issue #18), scored with its checkpoint's
+    # DPM-Solver++ 20
+    "calodiffusion-patches": Candidate((Stage("configs/calodiffusion-patches-par04.yaml"),)),
 }
 
 

@@ -16,11 +16,10 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import load_geometry
 from caloforge.models import get_family
 from caloforge.models.diffusion import CaloDiffusionConfig
-from caloforge.models.diffusion.autoencoder import MeshAutoencoder
 from caloforge.models.diffusion.cylindrical import CylindricalConv3d, CylindricalConvTranspose3d
 from caloforge.models.diffusion.glam import GLaM
 from caloforge.models.diffusion.layers import fit_layer_model
-from caloforge.models.diffusion.model import geometry_images
+from caloforge.models.diffusion.patches import from_patches, to_patches
 from caloforge.models.diffusion.unet import UNet
 from caloforge.train import RunConfig, load_model, load_run_config, train
 from caloforge.train.config import DataConfig, TrainConfig
@@ -230,59 +229,35 @@ def test_layer_energy_model_conditions_the_network_and_trains_with_it(showers):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.layer_model.parameters())
 
 
-@pytest.mark.parametrize(("shape", "factors"), [((45, 16, 9), (3, 2, 3)), ((7, 10, 23), (3, 2, 3)),
-                                                ((6, 16, 8), (1, 1, 1))])
-def test_mesh_autoencoder_maps_any_mesh_and_back(shape, factors):
-    torch.manual_seed(0)
-    autoencoder = MeshAutoencoder(torch.rand(2, *shape), 3, factors, width=4)
-    image = torch.randn(2, 1, *shape)
-    latent = autoencoder.encode(image)
-    assert latent.shape == (2, 3, *(-(-n // f) for n, f in zip(shape, factors)))  # sizes rounded up
-    assert autoencoder.decode(latent).shape == image.shape
-
-
-def test_mesh_autoencoder_keeps_the_rotations_of_the_cylinder():
-    """Rolling an image by one coarse cell (two alpha bins) rolls its latent by one cell, and back: geometry images
-    are the same at every angle, and so must the decoder's biases be."""
-    torch.manual_seed(0)
-    autoencoder = MeshAutoencoder(geometry_images(load_geometry("par04"), with_alpha=False), 3, (3, 2, 3), width=4)
-    with torch.no_grad():
-        autoencoder.ring_bias.normal_()
+def test_patches_are_a_lossless_rearrangement_that_keeps_the_rotations():
+    """Each (3, 2, 3) patch becomes the 18 channels of one position and back exactly; rolling a shower by one patch
+    (two alpha bins) rolls its patched image by one position."""
     image = torch.randn(2, 1, 45, 16, 9)
-    latent = autoencoder.encode(image)
-    torch.testing.assert_close(autoencoder.encode(image.roll(2, ALPHA)), latent.roll(1, ALPHA))
-    torch.testing.assert_close(autoencoder.decode(latent.roll(1, ALPHA)), autoencoder.decode(latent).roll(2, ALPHA))
+    patched = to_patches(image, (3, 2, 3))
+    assert patched.shape == (2, 18, 15, 8, 3)
+    torch.testing.assert_close(patched[0, :, 4, 5, 1].reshape(3, 2, 3), image[0, 0, 12:15, 10:12, 3:6])
+    assert torch.equal(from_patches(patched, (3, 2, 3)), image)
+    assert torch.equal(to_patches(image.roll(2, ALPHA), (3, 2, 3)), patched.roll(1, ALPHA))
 
 
-def test_latent_model_trains_in_two_stages_and_samples_full_showers(tmp_path, showers):
-    """Stage autoencoder trains the mesh autoencoder alone (and cannot sample); stage diffusion starts from it
-    (train.init_from), leaves it exactly as it was, and samples Par04 showers through its decoder."""
+def test_patched_model_trains_and_samples_full_showers(tmp_path, showers):
     energies, x = showers["par04"]
     data = write_showers(tmp_path / "par04.h5", energies[:40].numpy(), x[:40].numpy())
-    latent = {"channels": [4, 4], "latent_channels": 2, "autoencoder_width": 4, "objective": "hybrid"}
-
-    def run(stage, **train_options):
-        return RunConfig(family="calodiffusion", geometry="par04", data=DataConfig(train=str(data), val_fraction=0.2),
-                         model={**latent, "stage": stage},
-                         train=TrainConfig(epochs=1, batch_size=8, max_steps=3, warmup_steps=1, **train_options),
-                         sample={"sampler": "dpmpp", "steps": 3})
-
-    first = train(run("autoencoder"), tmp_path / "autoencoder", progress=False)
-    autoencoder, _ = load_model(first)
-    with pytest.raises(CaloforgeError, match="autoencoder-stage checkpoint"):
-        autoencoder.sample(energies[:2])
-    model, checkpoint = load_model(train(run("diffusion", init_from=str(first)), tmp_path / "diffusion",
-                                         progress=False))
-    for name, weight in autoencoder.autoencoder.state_dict().items():
-        torch.testing.assert_close(model.autoencoder.state_dict()[name], weight, rtol=0, atol=0)
-    assert model.state_size == 2 * 15 * 8 * 3
+    run = RunConfig(family="calodiffusion", geometry="par04", data=DataConfig(train=str(data), val_fraction=0.2),
+                    model={"channels": [4, 4], "patch": [3, 2, 3], "objective": "hybrid"},
+                    train=TrainConfig(epochs=1, batch_size=8, max_steps=3, warmup_steps=1),
+                    sample={"sampler": "dpmpp", "steps": 3})
+    model, checkpoint = load_model(train(run, tmp_path / "run", progress=False))
+    assert model.unet.stem.in_channels == 18 + 2 and model.unet.out.out_channels == 18
     out = model.sample(energies[:3], generator=torch.Generator().manual_seed(0), **checkpoint.header["sample_defaults"])
     assert out.shape == (3, 6480) and torch.isfinite(out).all()
     assert torch.all((out == 0) | (out >= THRESHOLDS_MEV["par04"]))
 
 
-def test_latent_needs_a_regular_geometry_and_a_latent_to_train_an_autoencoder(showers):
-    with pytest.raises(CaloforgeError, match="set latent_channels"):
-        CaloDiffusionConfig(stage="autoencoder")
-    with pytest.raises(CaloforgeError, match="needs a regular geometry"):
-        tiny_model("par04-coarse", showers, latent_channels=2)
+def test_patches_must_divide_a_regular_mesh(showers):
+    with pytest.raises(CaloforgeError, match="three sizes"):
+        CaloDiffusionConfig(patch=[3, 2])
+    with pytest.raises(CaloforgeError, match=r"patch \[2, 2, 3\].*45x16x9"):
+        tiny_model("par04", showers, patch=[2, 2, 3])
+    with pytest.raises(CaloforgeError, match="regular geometry"):
+        tiny_model("par04-coarse", showers, patch=[1, 1, 1])

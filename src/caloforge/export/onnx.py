@@ -1,13 +1,11 @@
 """The whole few-step sampling chain of a consistency student as one ONNX graph.
 
-Inputs: ``noise`` (N, state_size: the voxels, or a latent diffusion's latent entries), the prior draw; ``energy``
-(N,), incident energies in MeV; for more than one step ``renoise`` (steps - 1, N, state_size), the re-noising draws
-of the later steps; with a layer-energy model ``layer_noise`` (N, L), the base draw of its flow, whose inversion
-(autoregressive, one MADE pass a layer) the graph holds too. All randomness is an input, so the graph is
-deterministic and ONNX Runtime reproduces PyTorch on the same noise. Output: ``showers`` (N, voxels) in MeV, readout
-threshold applied, in caloforge's voxel order or, with ``par04_order``, in Geant4 Par04's (r, phi, z). The batch
-axis is dynamic. Inside: every denoiser call (GLaM encoder and decoder included), a latent's decoder and the
-inverse preprocessing.
+Inputs: ``noise`` (N, voxels), the prior draw; ``energy`` (N,), incident energies in MeV; for more than one step
+``renoise`` (steps - 1, N, voxels), the re-noising draws of the later steps; with a layer-energy model
+``layer_noise`` (N, L), the base draw of its flow, whose inversion (autoregressive, one MADE pass a layer) the graph
+holds too. All randomness is an input, so the graph is deterministic and ONNX Runtime reproduces PyTorch on the same
+noise. Output: ``showers`` (N, voxels) in MeV, readout threshold applied, in caloforge's voxel order or, with
+``par04_order``, in Geant4 Par04's (r, phi, z). The batch axis is dynamic. Inside: every denoiser call (GLaM encoder and decoder included) and the inverse preprocessing.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ def example_inputs(chain: SamplingChain, steps: int, batch: int = 2, seed: int =
     """Seeded inputs of the graph's shapes: (noise, energy[, renoise][, layer_noise]), energies log-uniform in
     1-100 GeV."""
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(steps, batch, chain.student.state_size, generator=generator)
+    noise = torch.randn(steps, batch, chain.student.n_voxels, generator=generator)
     energy = torch.exp(torch.empty(batch).uniform_(*torch.log(torch.tensor([1e3, 1e5])).tolist(), generator=generator))
     layer_model = chain.student.layer_model
     layer_noise = () if layer_model is None else (torch.randn(batch, layer_model.n_layers, generator=generator),)

@@ -2,8 +2,8 @@
 
 Regular geometries (ds2, ds3, Par04) are convolved as (layer, alpha, r) images; irregular ones (ds1, Par04-coarse)
 through GLaM, learned maps onto their regular hull. The defaults are the paper's: 400-step cosine schedule,
-noise prediction, DDPM sampling. Optional: a layer-energy flow (``layers.py``) and, for regular geometries, a
-latent mesh (``autoencoder.py``: the diffusion runs on a frozen autoencoder's coarser mesh, trained first).
+noise prediction, DDPM sampling. Optional: a layer-energy flow (``layers.py``) and, for regular geometries,
+patches of voxels as the U-Net's channels (``patches.py``: a coarser mesh to convolve, the same voxels).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from caloforge.errors import CaloforgeError
 
 OBJECTIVES = ("eps", "hybrid")
-STAGES = ("autoencoder", "diffusion")
 
 
 @dataclass
@@ -37,19 +36,10 @@ class CaloDiffusionConfig:
     #: the layer-energy flow's MADE blocks and their hidden layers (CaloFlow's flow-1 defaults)
     layer_transforms: int = 6
     layer_hidden: list[int] = field(default_factory=lambda: [64, 64])
-    #: channels C of a coarser mesh to diffuse on (the talk's "latent space" future work, ``autoencoder.py``): a
-    #: U-Net pass costs in proportion to the positions it convolves. None: the voxels themselves, as in the paper
-    latent_channels: int | None = None
-    #: how many times coarser the latent mesh is along (layer, alpha, r); Par04's 45 x 16 x 9 -> 15 x 8 x 3
-    latent_factors: list[int] = field(default_factory=lambda: [3, 2, 3])
-    #: width of the mesh autoencoder's convolutions (half of it at full resolution)
-    autoencoder_width: int = 32
-    #: weight of the penalty holding every latent entry at zero mean and unit variance over a batch: the diffusion's
-    #: noise schedule assumes data of unit scale
-    latent_penalty: float = 0.1
-    #: with a latent, "autoencoder" (step 1) trains the mesh autoencoder alone; "diffusion" (step 2, started from
-    #: the step-1 checkpoint through train.init_from) keeps it frozen and trains the U-Net (and layer-energy flow)
-    stage: str = "diffusion"
+    #: cut the (layer, alpha, r) mesh into patches of this many voxels per axis, each patch one position of the
+    #: U-Net with prod(patch) channels (``patches.py``): prod(patch) times fewer positions to convolve, nothing lost;
+    #: every axis must divide. None: one voxel a position, as in the paper
+    patch: list[int] | None = None
 
     def __post_init__(self) -> None:
         if len(self.channels) < 2 or min(self.channels) < 1:
@@ -58,12 +48,7 @@ class CaloDiffusionConfig:
             raise CaloforgeError(f"calodiffusion objective '{self.objective}': use one of {', '.join(OBJECTIVES)}")
         if self.n_steps < 1 or not 0 < self.e_min < self.e_max:
             raise CaloforgeError("calodiffusion: need n_steps >= 1 and 0 < e_min < e_max")
-        if self.stage not in STAGES:
-            raise CaloforgeError(f"calodiffusion stage '{self.stage}': use one of {', '.join(STAGES)}")
-        if self.stage == "autoencoder" and not self.latent_channels:
-            raise CaloforgeError("calodiffusion stage autoencoder: set latent_channels (the latent mesh's channels)")
-        if len(self.latent_factors) != 3 or min(self.latent_factors) < 1:
-            raise CaloforgeError(f"calodiffusion latent_factors {self.latent_factors}: need three factors >= 1 "
-                                 "(layer, alpha, r)")
+        if self.patch is not None and (len(self.patch) != 3 or min(self.patch) < 1):
+            raise CaloforgeError(f"calodiffusion patch {self.patch}: need three sizes >= 1 (layer, alpha, r)")
         if self.voxel_scale is not None and self.voxel_scale <= 0:
             raise CaloforgeError(f"calodiffusion voxel_scale {self.voxel_scale}: must be positive (or null)")

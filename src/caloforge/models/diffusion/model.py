@@ -9,10 +9,8 @@ two conditions: the scaled log incident energy and the noise level sqrt(1 - abar
 layer-energy flow (``layers.py``) samples the layer energies first; the U-Net is also conditioned on them and the
 showers are rescaled to them.
 
-With ``latent_channels`` the diffusion state is instead the latent of x0's image under a mesh autoencoder
-(``autoencoder.py``): stage "autoencoder" trains it alone, stage "diffusion" freezes it and runs everything above on
-its coarser mesh, and sampling decodes the final latent to x0. Latents have no physical range, so the x0 clipping
-of ``denoise`` applies to voxels only (the "hybrid" objective, well conditioned at every noise level, suits them).
+With ``patch`` the U-Net sees the image cut into patches stacked as channels (``patches.py``): a coarser mesh, the
+same voxels.
 """
 
 from __future__ import annotations
@@ -28,11 +26,10 @@ from caloforge.contract import readout_threshold
 from caloforge.data.transforms import Chain, DivideByIncident, LogEnergy, transform_from_dict, voxel_preprocessing
 from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
-from caloforge.models.caloman.autoencoder import moment_penalty
-from caloforge.models.diffusion.autoencoder import MeshAutoencoder, with_images
 from caloforge.models.diffusion.config import CaloDiffusionConfig
 from caloforge.models.diffusion.glam import GLaM
 from caloforge.models.diffusion.layers import LayerEnergyModel
+from caloforge.models.diffusion.patches import from_patches, to_patches
 from caloforge.models.diffusion.schedule import CosineSchedule, noise_level
 from caloforge.models.diffusion.unet import UNet
 from caloforge.sampling.samplers import get_sampler
@@ -85,29 +82,27 @@ class CaloDiffusion(nn.Module):
         low, high = self._x0_range()
         self.register_buffer("x0_low", low, persistent=False)
         self.register_buffer("x0_high", high, persistent=False)
-        self.stage, self.latent_penalty = config.stage, config.latent_penalty
-        self.autoencoder = None
-        # the U-Net's input: (channels, *mesh), and the geometry images at the mesh's resolution
-        self.state_shape: tuple[int, ...] = (1, *self.grid_shape)
-        self.register_buffer("state_images", self.images, persistent=False)
-        if config.latent_channels:
-            if glam:
-                raise CaloforgeError(f"calodiffusion: a latent mesh needs a regular geometry; {geometry.name} is not")
-            self.autoencoder = MeshAutoencoder(self.images, config.latent_channels, config.latent_factors,
-                                               config.autoencoder_width)
-            if self.stage == "diffusion":
-                self.autoencoder.requires_grad_(False)
-            self.state_shape = (config.latent_channels, *self.autoencoder.mesh)
-            self.state_images = self.autoencoder.coarse_images
-        # GLaM's state is the native voxel vector, which its maps take to the hull's mesh and back
-        self.state_size = self.n_voxels if glam else math.prod(self.state_shape)
+        self.patch = self._patch(config, geometry)
+        # the U-Net's mesh (patches or voxels) and the geometry images at its resolution
+        mesh = tuple(n // p for n, p in zip(self.grid_shape, self.patch or (1, 1, 1)))
+        self.register_buffer("mesh_images", F.adaptive_avg_pool3d(self.images, mesh), persistent=False)
+        channels = math.prod(self.patch or (1,))
         self.layer_model = (LayerEnergyModel(geometry, fitted["layers"], config.layer_transforms, config.layer_hidden)
                             if config.layer_energy else None)
         conditions = 1 + (geometry.n_layers if self.layer_model is not None else 0)
-        # the autoencoder stage has no U-Net, so that its checkpoint fixes none of the diffusion stage's widths
-        self.unet = None if self.stage == "autoencoder" else UNet(
-            self.state_shape[0] + len(self.images), config.channels, config.embed_dim, config.attention, conditions,
-            out_channels=self.state_shape[0])
+        self.unet = UNet(channels + len(self.images), config.channels, config.embed_dim, config.attention, conditions,
+                         out_channels=channels)
+
+    @staticmethod
+    def _patch(config: CaloDiffusionConfig, geometry: Geometry) -> tuple[int, int, int] | None:
+        if config.patch is None:
+            return None
+        if not geometry.is_regular:
+            raise CaloforgeError(f"calodiffusion patch {config.patch}: needs a regular geometry; {geometry.name} is not")
+        if any(n % p for n, p in zip(geometry.shape, config.patch)):
+            raise CaloforgeError(f"calodiffusion patch {config.patch}: must divide every axis of {geometry.name}'s "
+                                 f"{'x'.join(map(str, geometry.shape))} mesh")
+        return tuple(config.patch)
 
     def shower_condition(self, energies: Tensor, layers: Tensor | None = None) -> Tensor:
         """The U-Net's shower condition: the scaled log incident energy (N,), or with a layer-energy model that and
@@ -131,30 +126,10 @@ class CaloDiffusion(nn.Module):
         """The layer energies a training shower conditions on (None without a layer-energy model)."""
         return self.layer_model.layer_energies(showers) if self.layer_model is not None else None
 
-    def clean_state(self, energies: Tensor, showers: Tensor) -> Tensor:
-        """(N, state_size) diffusion states of training showers: preprocessed x0, or its frozen autoencoder's latent."""
-        x0 = self.preprocessing.forward(showers, energies)
-        if self.autoencoder is None:
-            return x0
-        with torch.no_grad():
-            return self.autoencoder.encode(x0.reshape(len(x0), 1, *self.grid_shape)).flatten(1)
-
-    def to_showers(self, state: Tensor, energies: Tensor, layers: Tensor | None) -> Tensor:
-        """Diffusion states -> showers in MeV, rescaled to the drawn ``layers`` when there are any."""
-        x0 = state
-        if self.autoencoder is not None:
-            latent = state.reshape(state.shape[0], *self.state_shape)
-            x0 = self.autoencoder.decode(latent).flatten(1)
+    def to_showers(self, x0: Tensor, energies: Tensor, layers: Tensor | None) -> Tensor:
+        """Preprocessed x0 -> showers in MeV, rescaled to the drawn ``layers`` when there are any."""
         showers = self.preprocessing.inverse(x0, energies)
         return showers if layers is None else self.layer_model.rescale(showers, layers)
-
-    def autoencoder_loss(self, energies: Tensor, showers: Tensor) -> Tensor:
-        """Stage autoencoder: the squared reconstruction error of preprocessed images, plus the latent penalty."""
-        x0 = self.preprocessing.forward(showers, energies)
-        image = x0.reshape(len(x0), 1, *self.grid_shape)
-        latent = self.autoencoder.encode(image)
-        error = F.mse_loss(self.autoencoder.decode(latent), image)
-        return error + self.latent_penalty * moment_penalty(latent.flatten(1))
 
     def network(self, x_t: Tensor, energy: Tensor, sigma: Tensor) -> Tensor:
         """The raw network output F (N, voxels) for VP states ``x_t`` (N, voxels) at noise levels ``sigma`` (N,).
@@ -162,13 +137,15 @@ class CaloDiffusion(nn.Module):
         The batch size is read as ``x_t.shape[0]``, which the ONNX tracer records as a graph value (``len`` would be
         a constant), so that an exported sampler takes any batch."""
         batch = x_t.shape[0]
-        grid = self.glam.encode(x_t)[:, None] if self.glam is not None else x_t.reshape(batch, *self.state_shape)
-        image = with_images(grid, self.state_images)
+        grid = self.glam.encode(x_t) if self.glam is not None else x_t.reshape(batch, *self.grid_shape)
+        grid = grid[:, None] if self.patch is None else to_patches(grid[:, None], self.patch)
+        image = torch.cat([grid, self.mesh_images.expand(batch, -1, -1, -1, -1)], dim=1)
         if image.device.type == "cpu" and not torch.jit.is_tracing():
             # oneDNN's 3D convolutions run channels-last (and keep that layout): 25-30 % faster here on Par04;
             # ONNX has no memory formats
             image = image.contiguous(memory_format=torch.channels_last_3d)
         out = self.unet(image, energy, noise_level(sigma))
+        out = out if self.patch is None else from_patches(out, self.patch)
         return self.glam.decode(out[:, 0]) if self.glam is not None else out.flatten(1)
 
     def denoise(self, x: Tensor, sigma: Tensor, energy: Tensor) -> Tensor:
@@ -182,8 +159,6 @@ class CaloDiffusion(nn.Module):
             x0 = x - sigma[:, None] * out
         else:  # EDM's preconditioning with sigma_data = 1: c_skip = 1 / (sigma^2 + 1), c_out = sigma / sqrt(sigma^2 + 1)
             x0 = c_in**2 * x + sigma[:, None] * c_in * out
-        if self.autoencoder is not None:
-            return x0
         return torch.maximum(torch.minimum(x0, self.x0_high), self.x0_low)
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
@@ -193,12 +168,9 @@ class CaloDiffusion(nn.Module):
         x0 weighted by 1 + 1/sigma^2 = 1 / c_out^2, computed in the equivalent, well-conditioned form: the MSE
         between F and the output that makes D exact, ``(sigma x0 - eps) / sqrt(1 + sigma^2)``.
         With a layer-energy model, its negative log-likelihood per layer is added: the two train together.
-        Stage autoencoder: ``autoencoder_loss``.
         """
-        if self.stage == "autoencoder":
-            return self.autoencoder_loss(energies, showers)
         layers = self.training_layers(showers)
-        x0 = self.clean_state(energies, showers)
+        x0 = self.preprocessing.forward(showers, energies)
         t = torch.randint(self.schedule.n_steps, (len(x0),), device=x0.device)
         sigma = self.schedule.sigma[t]
         noise = torch.randn_like(x0)
@@ -208,30 +180,19 @@ class CaloDiffusion(nn.Module):
         loss = F.mse_loss(out, target)
         return loss if self.layer_model is None else loss + self.layer_model.loss(energies, layers)
 
-    def layer_energies(self, energies: Tensor, generator: torch.Generator | None,
-                       layers: Tensor | None = None) -> Tensor | None:
-        """The layer energies (N, L) to sample showers for: ``layers`` when given, else drawn by the layer-energy
-        model; None without one."""
-        if self.layer_model is None or layers is not None:
-            return layers
-        return self.layer_model.sample(energies, generator)
-
     @torch.no_grad()
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = "ddpm",
-               steps: int | None = None, layers: Tensor | None = None) -> Tensor:
+               steps: int | None = None) -> Tensor:
         """(N, voxels) showers in MeV for incident energies (N,) MeV, by ``sampler`` over ``steps`` of the
         schedule (default: all); all randomness comes from ``generator``. With a layer-energy model the layer
-        energies (MeV) are drawn first, or ``layers`` (N, L) given, and the showers are rescaled to them."""
-        if self.stage == "autoencoder":
-            raise CaloforgeError("calodiffusion: this is an autoencoder-stage checkpoint; train the diffusion stage "
-                                 "from it (model.stage=diffusion, train.init_from=<this checkpoint>) to sample")
+        energies are drawn first and the showers rescaled to them."""
         run = get_sampler(sampler)
         sigma = self.schedule.sigma
         energies = torch.as_tensor(energies).to(device=sigma.device, dtype=sigma.dtype)
         sigmas = self.schedule.sigmas(steps)
-        layers = self.layer_energies(energies, generator, layers)
+        layers = self.layer_model.sample(energies, generator) if self.layer_model is not None else None
         energy = self.shower_condition(energies, layers)
         # the VP prior x_T ~ N(0, 1), seen in the scaled variable x_T / sqrt(abar_T)
-        x = torch.randn(len(energies), self.state_size, generator=generator, device=sigma.device, dtype=sigma.dtype)
+        x = torch.randn(len(energies), self.n_voxels, generator=generator, device=sigma.device, dtype=sigma.dtype)
         x0 = run(lambda x, s: self.denoise(x, s, energy), x * (1 + sigmas[0] ** 2).sqrt(), sigmas, generator=generator)
         return self.to_showers(x0, energies, layers)

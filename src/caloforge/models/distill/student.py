@@ -60,7 +60,7 @@ class ConsistencyStudent(CaloDiffusion):
         if self.training:
             advance_target(self, TEACHER, self.config)
         teacher = TEACHER.load(self.config, showers.device)
-        x0 = self.clean_state(energies, showers)
+        x0 = self.preprocessing.forward(showers, energies)
         energy = self.shower_condition(energies, self.training_layers(showers))
         n = torch.randint(1, len(self.levels), (len(x0),), device=x0.device)
         sigma, previous = self.levels[n], self.levels[n - 1]
@@ -83,8 +83,8 @@ class ConsistencyStudent(CaloDiffusion):
         return self.levels[index]
 
     def decode(self, noise: Tensor, renoise: Tensor | None, energies: Tensor, layers: Tensor | None = None) -> Tensor:
-        """Showers (N, voxels) in MeV from the prior draw ``noise`` (N, state_size) and, for more than one step, the
-        re-noising draws ``renoise`` (steps - 1, N, state_size): the whole sampler as a function of its noise (and,
+        """Showers (N, voxels) in MeV from the prior draw ``noise`` (N, voxels) and, for more than one step, the
+        re-noising draws ``renoise`` (steps - 1, N, voxels): the whole sampler as a function of its noise (and,
         with a layer-energy model, of the drawn layer energies (N, L))."""
         steps = 1 if renoise is None else 1 + renoise.shape[0]
         sigmas = self.sampling_levels(steps)
@@ -97,12 +97,12 @@ class ConsistencyStudent(CaloDiffusion):
 
     @torch.inference_mode()
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, sampler: str = CONSISTENCY,
-               steps: int | None = None, layers: Tensor | None = None) -> Tensor:
+               steps: int | None = None) -> Tensor:
         """(N, voxels) showers in MeV by the consistency sampler (default 1 step), or by any teacher sampler."""
         if sampler != CONSISTENCY:
-            return super().sample(energies, generator, sampler=sampler, steps=steps, layers=layers)
+            return super().sample(energies, generator, sampler=sampler, steps=steps)
         steps = steps or 1
         energies = torch.as_tensor(energies).to(device=self.levels.device, dtype=self.levels.dtype)
-        noise = torch.randn(steps, len(energies), self.state_size, generator=generator, device=energies.device)
-        layers = self.layer_energies(energies, generator, layers)
+        noise = torch.randn(steps, len(energies), self.n_voxels, generator=generator, device=energies.device)
+        layers = self.layer_model.sample(energies, generator) if self.layer_model is not None else None
         return self.decode(noise[0], noise[1:] if steps > 1 else None, energies, layers)

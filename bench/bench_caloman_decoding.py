@@ -1,16 +1,14 @@
-"""Where a two-stage model loses its showers: the decoder alone, the decoder given Geant4's layers, the whole model.
+"""Where a CaloMan loses its showers: the decoder alone, the decoder with the latent flow, the whole model.
 
-For a CaloMan or a latent CaloDiffusion. Each part is given Geant4's answer for the parts before it, at the incident
-energies of Geant4 showers (the first ``--n`` of the training file), and scored with the pilot's yardstick against
-the first ``--n`` reference showers:
+Each part is given Geant4's answer for the parts before it, at the incident energies of Geant4 showers (the first
+``--n`` of the training file), and scored with the pilot's yardstick against the first ``--n`` reference showers:
 
-- ``reconstruction``: the autoencoder's own latent of each Geant4 shower and its layer energies; only the decoder
-  (and CaloMan's hit draws) are the model's (an autoencoder-stage checkpoint has no more);
-- ``given-layers``: a latent from the latent flow (CaloMan) or the diffusion sampler (CaloDiffusion, its
-  checkpoint's default sampler), given the Geant4 layer energies;
-- ``model``: everything drawn by the model, as ``caloforge generate`` does.
+- ``reconstruction``: the autoencoder's own latent point of each Geant4 shower and its layer energies; only the
+  decoder and the hit draws are the model's (an autoencoder-stage checkpoint has no more);
+- ``given-layers``: a latent point from the latent flow, given the Geant4 layer energies (flow stage);
+- ``model``: everything drawn by the model, as ``caloforge generate`` does (flow stage).
 
-    OMP_NUM_THREADS=1 python bench/bench_decoding.py runs/caloman-par04/model.pt --out runs/decoding
+    OMP_NUM_THREADS=1 python bench/bench_caloman_decoding.py runs/caloman-par04/model.pt --out runs/decoding
     python bench/bench_feature_groups.py runs/decoding/reference-2000.h5 runs/decoding/*/generated.h5
 """
 
@@ -25,18 +23,14 @@ from bench_pilot import CLASSIFIERS, DATA, first_showers
 from caloforge.data import open_showers, write_showers
 from caloforge.demo import DEMO_CLASSIFIER
 from caloforge.evaluate import evaluate
-from caloforge.models.diffusion import CaloDiffusion
 from caloforge.models.flows import shower_condition
 from caloforge.train import load_model
 
 PARTS = ("reconstruction", "given-layers", "model")
 
 
-def decode(model, energies: torch.Tensor, showers: torch.Tensor, part: str, generator: torch.Generator,
-           options: dict):
+def decode(model, energies: torch.Tensor, showers: torch.Tensor, part: str, generator: torch.Generator):
     """(N, voxels) showers of ``part`` for Geant4 ``showers`` at ``energies`` (MeV)."""
-    if isinstance(model, CaloDiffusion):
-        return decode_latent_diffusion(model, energies, showers, part, generator, options)
     coding = model.coding
     clean = coding.cut(showers)
     layers = coding.noisy_layer_energies(showers)
@@ -50,22 +44,6 @@ def decode(model, energies: torch.Tensor, showers: torch.Tensor, part: str, gene
     y, hit_logits = model.autoencoder.decode(z, context)
     return coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator,
                              exponential_hits=model.hit_energy == "exponential")
-
-
-def decode_latent_diffusion(model: CaloDiffusion, energies: torch.Tensor, showers: torch.Tensor, part: str,
-                            generator: torch.Generator, options: dict):
-    layers = model.training_layers(showers)  # Geant4's, or None without a layer-energy model
-    if part == "reconstruction":
-        return model.to_showers(model.clean_state(energies, showers), energies, layers)
-    return model.sample(energies, generator, layers=layers if part == "given-layers" else None, **options)
-
-
-def parts_of(model) -> tuple[str, ...]:
-    if isinstance(model, CaloDiffusion):
-        if model.autoencoder is None:
-            raise SystemExit("a calodiffusion checkpoint without a latent autoencoder has nothing to decode")
-        return PARTS[:1] if model.stage == "autoencoder" else PARTS if model.layer_model is not None else PARTS[::2]
-    return PARTS if hasattr(model, "latent_flow") else PARTS[:1]
 
 
 def main() -> None:
@@ -83,12 +61,11 @@ def main() -> None:
     geant4 = first_showers(args.train_file, args.n, args.out / f"geant4-{args.n}.h5")
     energies, showers = (torch.as_tensor(a).float() for a in open_showers(geant4).read(slice(0, args.n)))
     energies = energies.reshape(-1)
-    parts = parts_of(model)
+    parts = PARTS if hasattr(model, "latent_flow") else PARTS[:1]
     print("| part | AUC low | floor | AUC high | floor |\n|---|---|---|---|---|")
     for part in parts:
         with torch.no_grad():
-            generated = decode(model, energies, showers, part, torch.Generator().manual_seed(args.seed),
-                               checkpoint.header.get("sample_defaults", {}))
+            generated = decode(model, energies, showers, part, torch.Generator().manual_seed(args.seed))
         folder = args.out / part
         path = write_showers(folder / "generated.h5", energies.numpy()[:, None], generated.numpy())
         metrics = evaluate(path, reference, checkpoint.geometry, metrics=("hist", *CLASSIFIERS), out_dir=folder,
