@@ -125,6 +125,8 @@ def test_ideal_network_output_denoises_exactly(showers, objective):
 def test_config_is_checked():
     with pytest.raises(CaloforgeError, match="objective 'v'"):
         CaloDiffusionConfig(objective="v")
+    with pytest.raises(CaloforgeError, match="logit_alpha"):
+        CaloDiffusionConfig(logit_alpha=0.0)
     with pytest.raises(CaloforgeError, match="needs glam"):
         FAMILY.build(CaloDiffusionConfig(glam=False), load_geometry("par04-coarse"), {"preprocessing": {"type": "Chain",
                                                                                                       "steps": []}})
@@ -252,6 +254,19 @@ def test_patched_model_trains_and_samples_full_showers(tmp_path, showers):
     out = model.sample(energies[:3], generator=torch.Generator().manual_seed(0), **checkpoint.header["sample_defaults"])
     assert out.shape == (3, 6480) and torch.isfinite(out).all()
     assert torch.all((out == 0) | (out >= THRESHOLDS_MEV["par04"]))
+
+
+def test_logit_alpha_sets_how_far_the_threshold_lies_above_an_empty_voxel(showers):
+    """An empty voxel and one at the readout threshold, in the model's standardised space, at 90 GeV: a smaller
+    logit offset moves them apart (the reason configs/calodiffusion-patches-par04.yaml uses 1e-8)."""
+    energy = torch.full((1,), 9e4)
+
+    def gap(alpha):
+        model = tiny_model("par04", showers, logit_alpha=alpha)
+        low, at_threshold = (model.preprocessing.forward(torch.full((1, 6480), e), energy) for e in (0.0, 0.01516))
+        return float((at_threshold - low).median())
+
+    assert gap(1e-8) > 5 * gap(1e-6) > 0
 
 
 def test_patches_must_divide_a_regular_mesh(showers):

@@ -24,6 +24,10 @@ class CaloDiffusionConfig:
     e_max: float = 1e6
     #: voxels are divided by voxel_scale * E_inc before the logit; None: 2.0 (regular) or 3.1 (irregular geometry)
     voxel_scale: float | None = None
+    #: offset of the logit (x -> logit(alpha + (1 - 2 alpha) x)), the paper's 1e-6. It sets how far above an empty
+    #: voxel's value the readout threshold lies: at Par04's 15 keV and 90 GeV that is 0.05 standard deviations with
+    #: 1e-6 (every slightly high prediction lights a voxel) and 0.7 with 1e-8
+    logit_alpha: float = 1e-6
     #: map the voxels onto the geometry's regular hull (GLaM); None: exactly when the geometry is irregular
     glam: bool | None = None
     #: width of each condition's embedding (energy, noise level); the two are concatenated
@@ -50,5 +54,7 @@ class CaloDiffusionConfig:
             raise CaloforgeError("calodiffusion: need n_steps >= 1 and 0 < e_min < e_max")
         if self.patch is not None and (len(self.patch) != 3 or min(self.patch) < 1):
             raise CaloforgeError(f"calodiffusion patch {self.patch}: need three sizes >= 1 (layer, alpha, r)")
+        if not 0 < self.logit_alpha < 0.5:
+            raise CaloforgeError(f"calodiffusion logit_alpha {self.logit_alpha}: need 0 < alpha < 0.5")
         if self.voxel_scale is not None and self.voxel_scale <= 0:
             raise CaloforgeError(f"calodiffusion voxel_scale {self.voxel_scale}: must be positive (or null)")

@@ -37,7 +37,7 @@ from caloforge.sampling.samplers import get_sampler
 def preprocessing(config: CaloDiffusionConfig, geometry: Geometry) -> Chain:
     """The unfitted voxel chain; irregular (ds1-style, coarse) voxels hold more of the energy, hence the 3.1."""
     scale = config.voxel_scale if config.voxel_scale is not None else (2.0 if geometry.is_regular else 3.1)
-    return voxel_preprocessing(readout_threshold(geometry), factor=scale, alpha=1e-6)
+    return voxel_preprocessing(readout_threshold(geometry), factor=scale, alpha=config.logit_alpha)
 
 
 def uses_glam(config: CaloDiffusionConfig, geometry: Geometry) -> bool:
