@@ -20,7 +20,6 @@ import torch
 
 from caloforge.models.diffusion.unet import UNet
 
-
 IMAGES = 2  # the geometry images (r, z) beside the state
 
 

@@ -19,7 +19,6 @@ from caloforge.models.distill import ConsistencyConfig
 from caloforge.train import RunConfig, load_checkpoint, load_model, train
 from caloforge.train.config import DataConfig, TrainConfig
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -108,3 +107,17 @@ def test_distill_command_writes_a_student_run(tmp_path, teacher):
     assert checkpoint.header["family"] == "calodiffusion-student"
     assert checkpoint.header["sample_defaults"] == {"sampler": "consistency", "steps": 2}
     assert (tmp_path / "run" / "run.yaml").exists()
+
+
+def test_a_teacher_with_a_layer_energy_flow_distils(tmp_path, data):
+    """Its flow's integer buffers ride along with the target network (averaging them would fail)."""
+    run = RunConfig(family="calodiffusion", geometry="par04-coarse", data=DataConfig(train=str(data), val_fraction=0.2),
+                    model={"channels": [4, 4], "n_steps": 20, "layer_energy": True, "layer_transforms": 1,
+                           "layer_hidden": [8]},
+                    train=TrainConfig(epochs=1, batch_size=8, max_steps=1))
+    teacher = train(run, tmp_path / "teacher", progress=False)
+    student, checkpoint = load_model(train(student_run(data, teacher, max_steps=3), tmp_path / "student",
+                                           progress=False))
+    out = student.sample(torch.full((2,), 1e4), generator=torch.Generator().manual_seed(0),
+                         **checkpoint.header["sample_defaults"])
+    assert out.shape == (2, 359) and torch.isfinite(out).all()

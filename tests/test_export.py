@@ -23,7 +23,6 @@ from caloforge.models.diffusion import CaloDiffusionConfig
 from caloforge.models.distill import ConsistencyConfig, ConsistencyStudent
 from caloforge.train import Checkpoint, load_checkpoint, load_model, save_checkpoint
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -16,6 +16,7 @@ from caloforge.models.diffusion.config import CaloDiffusionConfig
 from caloforge.models.diffusion.layers import fit_layer_model
 from caloforge.models.diffusion.model import CaloDiffusion, preprocessing
 
+
 def fit(config: CaloDiffusionConfig, geometry: Geometry, energies: Tensor, showers: Tensor) -> dict:
     """The preprocessing chain (and the layer-energy flow's variables) fitted on (the first ``FIT_SHOWERS`` of)
     the training showers."""

@@ -34,6 +34,7 @@ from caloforge.models.diffusion.schedule import CosineSchedule, noise_level
 from caloforge.models.diffusion.unet import UNet
 from caloforge.sampling.samplers import get_sampler
 
+
 def preprocessing(config: CaloDiffusionConfig, geometry: Geometry) -> Chain:
     """The unfitted voxel chain; irregular (ds1-style, coarse) voxels hold more of the energy, hence the 3.1."""
     scale = config.voxel_scale if config.voxel_scale is not None else (2.0 if geometry.is_regular else 3.1)

@@ -37,5 +37,8 @@ def advance_target(student: nn.Module, teacher: FrozenModel, config) -> None:
             student.target.load_state_dict(weights)
         else:
             for key, value in student.target.state_dict().items():
-                value.lerp_(mine[key], 1 - config.target_decay)
+                if value.is_floating_point():
+                    value.lerp_(mine[key], 1 - config.target_decay)
+                else:  # integer buffers (a layer-energy flow's) are structure, not weights: nothing to average
+                    value.copy_(mine[key])
     student.updates += 1
