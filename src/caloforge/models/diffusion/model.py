@@ -79,14 +79,14 @@ class CaloDiffusion(nn.Module):
         self.glam = GLaM(geometry, seed=config.seed) if glam else None
         self.grid_shape = self.glam.shape if glam else geometry.shape
         grid = self.glam.hull if glam else geometry
-        self.register_buffer("images", geometry_images(grid, with_alpha=glam), persistent=False)
+        self.patch = self._patch(config, geometry)
+        # the U-Net's mesh (patches or voxels), and the geometry images at its resolution
+        mesh = tuple(n // p for n, p in zip(self.grid_shape, self.patch or (1, 1, 1)))
+        images = F.adaptive_avg_pool3d(geometry_images(grid, with_alpha=glam), mesh)
+        self.register_buffer("images", images, persistent=False)
         low, high = self._x0_range()
         self.register_buffer("x0_low", low, persistent=False)
         self.register_buffer("x0_high", high, persistent=False)
-        self.patch = self._patch(config, geometry)
-        # the U-Net's mesh (patches or voxels) and the geometry images at its resolution
-        mesh = tuple(n // p for n, p in zip(self.grid_shape, self.patch or (1, 1, 1)))
-        self.register_buffer("mesh_images", F.adaptive_avg_pool3d(self.images, mesh), persistent=False)
         channels = math.prod(self.patch or (1,))
         self.layer_model = (LayerEnergyModel(geometry, fitted["layers"], config.layer_transforms, config.layer_hidden)
                             if config.layer_energy else None)
@@ -140,7 +140,7 @@ class CaloDiffusion(nn.Module):
         batch = x_t.shape[0]
         grid = self.glam.encode(x_t) if self.glam is not None else x_t.reshape(batch, *self.grid_shape)
         grid = grid[:, None] if self.patch is None else to_patches(grid[:, None], self.patch)
-        image = torch.cat([grid, self.mesh_images.expand(batch, -1, -1, -1, -1)], dim=1)
+        image = torch.cat([grid, self.images.expand(batch, -1, -1, -1, -1)], dim=1)
         if image.device.type == "cpu" and not torch.jit.is_tracing():
             # oneDNN's 3D convolutions run channels-last (and keep that layout): 25-30 % faster here on Par04;
             # ONNX has no memory formats
