@@ -51,6 +51,12 @@ def main() -> None:
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB), {steps} steps, batch {args.batch}")
     print(f"max |ONNX - PyTorch| {difference.max():.4g} MeV; voxels within 0.05 MeV: {np.mean(difference <= 0.05):.6f}; "
           f"energy per shower {got.sum(1).mean():.1f} vs {expected.sum(1).mean():.1f} MeV")
+    large = expected > 10
+    median, p99 = np.percentile(difference[large] / expected[large], [50, 99])
+    layers = checkpoint.geometry.layer_energies
+    print(f"voxels over 10 MeV: relative difference median {median:.2e}, 99th percentile {p99:.3f}; hit in one and "
+          f"empty in the other: {np.mean((got > 0) != (expected > 0)):.4f} of voxels; largest layer-energy difference "
+          f"{np.abs(layers(got) - layers(expected)).max():.1f} MeV")
     print(f"ONNX Runtime, {args.threads} threads: {1e3 * statistics.median(times[1:]) / args.batch:.2f} ms a shower")
 
 
