@@ -5,7 +5,8 @@ Inputs: ``noise`` (N, voxels), the prior draw; ``energy`` (N,), incident energie
 ``layer_noise`` (N, L), the base draw of its flow, whose inversion (autoregressive, one MADE pass a layer) the graph
 holds too. All randomness is an input, so the graph is deterministic and ONNX Runtime reproduces PyTorch on the same
 noise. Output: ``showers`` (N, voxels) in MeV, readout threshold applied, in caloforge's voxel order or, with
-``par04_order``, in Geant4 Par04's (r, phi, z). The batch axis is dynamic. Inside: every denoiser call (GLaM encoder and decoder included) and the inverse preprocessing.
+``par04_order``, in Geant4 Par04's (r, phi, z). The batch axis is dynamic. Inside: every denoiser call (GLaM encoder
+and decoder included) and the inverse preprocessing.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class SamplingChain(nn.Module):
         """``draws``: ``renoise`` for more than one step, then ``layer_noise`` with a layer-energy model."""
         layered = self.student.layer_model is not None
         renoise = draws[0] if len(draws) > layered else None
-        layers = self.student.layer_model.from_noise(draws[-1], energy) if layered else None
+        layers = self.student.layer_model.flow.from_noise(draws[-1], energy) if layered else None
         showers = self.student.decode(noise, renoise, energy, layers)
         return showers if self.index is None else showers.index_select(1, self.index)
 

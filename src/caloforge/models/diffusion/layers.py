@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from caloforge.contract import readout_threshold
 from caloforge.geometry import Geometry
-from caloforge.models.flows import LayerEnergyFlow, cut, dequantise, fit_layer_energy, incident_condition, layer_sums
+from caloforge.models.flows import LayerEnergyFlow, cut, dequantise, fit_layer_energy, layer_sums
 
 
 def fit_layer_model(geometry: Geometry, energies: Tensor, showers: Tensor, seed: int = 0) -> dict:
@@ -51,12 +51,6 @@ class LayerEnergyModel(nn.Module):
 
     def sample(self, energies: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return self.flow.sample(energies, generator)
-
-    def from_noise(self, noise: Tensor, energies: Tensor) -> Tensor:
-        """(N, L) layer energies in MeV from the flow's base draw ``noise`` (N, L): sampling as a function of its
-        noise, which the ONNX graph of a student takes as an input."""
-        flow = self.flow
-        return flow.from_u(flow.decode(flow.flow.decode(noise, incident_condition(energies))), energies)
 
     def rescale(self, showers: Tensor, layers: Tensor) -> Tensor:
         """Each layer of ``showers`` scaled to the energy in ``layers`` (an empty generated layer stays empty),

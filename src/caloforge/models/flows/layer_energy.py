@@ -79,3 +79,8 @@ class LayerEnergyFlow(LayerVariables):
         """(N, L) layer energies in MeV for (N,) incident energies; ``flow``: a sampler of the same variables (a
         distilled student) in place of this flow."""
         return self.from_u(self.sample_u(energies, generator, flow), energies)
+
+    def from_noise(self, noise: Tensor, energies: Tensor) -> Tensor:
+        """(N, L) layer energies in MeV from this flow's base draw ``noise`` (N, L): ``sample`` as a function of its
+        noise, as an ONNX graph takes it (an input, not a draw)."""
+        return self.from_u(self.decode(self.flow.decode(noise, incident_condition(energies))), energies)
