@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from caloforge.cli import app, main
 from caloforge.contract import geometry_to_dict, left_out_of_shipping, training_only
 from caloforge.data import open_showers, sample_path
+from caloforge.data.transforms import Logit
 from caloforge.errors import CaloforgeError
 from caloforge.export import SamplingChain, example_inputs, export_onnx, par04_index
 from caloforge.geometry import Rebinning, load_geometry
@@ -49,6 +50,19 @@ def tiny_student(name: str, **options) -> ConsistencyStudent:
 def run_onnx(path, inputs) -> np.ndarray:
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)})[0]
+
+
+def test_logit_inverse_in_onnx_runtime_keeps_its_relative_precision_down_to_the_empty_voxel(tmp_path):
+    """With logit_alpha 1e-8 the readout threshold lies near logit -17, where ONNX Runtime's Sigmoid is off by 2x."""
+
+    class Inverse(torch.nn.Module):
+        def forward(self, y: torch.Tensor) -> torch.Tensor:
+            return Logit(1e-8).inverse(y, torch.ones(1))
+
+    y = torch.linspace(-18.4, -10, 50)
+    torch.onnx.export(Inverse(), (y,), str(tmp_path / "inverse.onnx"), input_names=["y"], dynamo=False)
+    expected = Logit(1e-8).inverse(y.double(), torch.ones(1)).numpy()
+    np.testing.assert_allclose(run_onnx(tmp_path / "inverse.onnx", (y,)), expected, rtol=1e-5, atol=1e-14)
 
 
 @pytest.mark.parametrize("steps", [1, 3])

@@ -81,7 +81,10 @@ class Logit(_Base):
         return torch.log(u) - torch.log1p(-u)
 
     def inverse(self, y: Tensor, e_inc: Tensor) -> Tensor:
-        return ((torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha)).clamp(0, 1)
+        # the sigmoid spelled out: ONNX Runtime's Sigmoid is accurate to ~5e-8 absolute, not relative, and returns 0
+        # under -18 and twice the value at -17, where a small alpha puts the readout threshold (its Exp is exact)
+        sigmoid = torch.reciprocal(1 + torch.exp(-y))
+        return ((sigmoid - self.alpha) / (1 - 2 * self.alpha)).clamp(0, 1)
 
 
 @_register
