@@ -122,6 +122,12 @@ def test_ideal_network_output_denoises_exactly(showers, objective):
     assert bool(((wild >= model.x0_low) & (wild <= model.x0_high)).all())
 
 
+def test_data_range_stays_finite_at_the_smallest_logit_offset(showers):
+    """logit_alpha 1e-8 (the par04 config) puts a full voxel at logit(1 - 1e-8), +inf if computed in float32."""
+    model = tiny_model("par04-coarse", showers, logit_alpha=1e-8)
+    assert bool(torch.isfinite(model.x0_high).all()) and bool((model.x0_high > model.x0_low).all())
+
+
 def test_config_is_checked():
     with pytest.raises(CaloforgeError, match="objective 'v'"):
         CaloDiffusionConfig(objective="v")

@@ -118,10 +118,11 @@ class CaloDiffusion(nn.Module):
         factor = next((step.factor for step in self.preprocessing.steps if isinstance(step, DivideByIncident)), None)
         if factor is None:
             raise CaloforgeError("calodiffusion preprocessing must scale voxels by the incident energy")
-        one = torch.ones(1)
-        low = self.preprocessing.forward(torch.zeros(1, self.n_voxels), one)[0]
-        high = self.preprocessing.forward(torch.full((1, self.n_voxels), factor), one)[0]
-        return low, high
+        # in float64: with logit_alpha 1e-8, 1 - alpha rounds to 1 in float32 and the full voxel's logit to +inf
+        one = torch.ones(1, dtype=torch.float64)
+        low = self.preprocessing.forward(torch.zeros(1, self.n_voxels, dtype=torch.float64), one)[0]
+        high = self.preprocessing.forward(torch.full((1, self.n_voxels), factor, dtype=torch.float64), one)[0]
+        return low.float(), high.float()
 
     def training_layers(self, showers: Tensor) -> Tensor | None:
         """The layer energies a training shower conditions on (None without a layer-energy model)."""
