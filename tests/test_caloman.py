@@ -9,7 +9,12 @@ from caloforge.contract import build_model, from_dict, save_checkpoint, shippabl
 from caloforge.errors import CaloforgeError
 from caloforge.evaluate.features import alpha_layers, compute_features
 from caloforge.models import get_family
-from caloforge.models.caloman.autoencoder import layer_moments, population_widths, share_divergence
+from caloforge.models.caloman.autoencoder import (
+    drawn_square_sums,
+    layer_moments,
+    population_widths,
+    share_divergence,
+)
 from caloforge.models.flows import shares, shower_condition
 from caloforge.train import load_checkpoint, load_model, run_config_from_dict, train
 
@@ -61,6 +66,39 @@ def test_population_widths_undo_the_narrowing_of_few_hits():
     unbiased = population_widths(measured, hits, torch.zeros(601, dtype=torch.long), 1)
     assert measured[:, 0, 2].square().mean() < 0.92 * exact ** 2
     assert torch.isclose(unbiased[:, 0, 2].square().mean(), exact ** 2, rtol=0.03)
+
+
+@pytest.mark.parametrize("exponential", [False, True])
+def test_drawn_square_sums_predict_the_narrowing_of_the_drawn_hits(exponential):
+    """The expected sum w^2 of hits drawn as ``decode_cut`` draws them (each voxel hit with p, holding share / p or
+    the threshold plus an exponential excess) agrees with a direct draw; exponential energies narrow more."""
+    generator = torch.Generator().manual_seed(0)
+    shares = torch.rand(1, 40, generator=generator)
+    shares = shares / shares.sum()
+    probabilities = 0.5 + 0.5 * torch.rand(1, 40, generator=generator)
+    thresholds = torch.full((1, 40), 0.002)
+    voxel_layer = torch.zeros(40, dtype=torch.long)
+    predicted = drawn_square_sums(shares, probabilities, thresholds, exponential, voxel_layer, 1)
+    hit = torch.rand(50_000, 40, generator=generator) < probabilities
+    mean = shares / probabilities
+    draws = -torch.rand(50_000, 40, generator=generator).log()
+    energy = thresholds + (mean - thresholds) * draws if exponential else mean.expand(50_000, -1)
+    weights = torch.where(hit, energy, 0.0)
+    weights = weights / weights.sum(1, keepdim=True)
+    drawn = weights.square().sum(1).mean()
+    assert torch.isclose(predicted[0, 0], drawn, rtol=0.05)
+    if exponential:
+        assert predicted[0, 0] > 1.5 * drawn_square_sums(shares, probabilities, thresholds, False, voxel_layer, 1)[0, 0]
+
+
+def test_config_refuses_drawn_widths_without_a_hit_draw_to_widen_for():
+    family = get_family("caloman")
+    with pytest.raises(CaloforgeError, match="drawn_widths: needs hits and population_widths"):
+        from_dict(family.config, {**TINY, "drawn_widths": True, "population_widths": True}, "test")
+    with pytest.raises(CaloforgeError, match="latent_model 'diffusion'"):
+        from_dict(family.config, {**TINY, "latent_model": "diffusion"}, "test")
+    assert from_dict(family.config, {**TINY, "drawn_widths": True, "population_widths": True, "hits": True},
+                     "test").drawn_widths
 
 
 def test_autoencoder_reconstructs_better_after_a_few_steps(coarse):
@@ -133,6 +171,53 @@ def flow_run(coarse, tmp_path_factory):
                  progress=False)
 
 
+def test_latent_stage_learns_a_flowmatch_latent_model_alone_and_samples_reproducibly(coarse, flow_run, tmp_path):
+    """``latent_model: flowmatch`` replaces the coupling flow by a velocity network; the latent stage trains it
+    alone on the frozen latent of a flow-stage run (its flow-matching loss falls, nothing else moves), and sampling
+    integrates it, the same for the same seed."""
+    geometry, energies, showers, data = coarse
+    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}}
+    model_config = {**TINY, "stage": "latent", "latent_model": "flowmatch", "match_width": 32, "match_depth": 2,
+                    "match_steps": 3}
+
+    def latent_stage(steps: int):
+        torch.manual_seed(0)
+        config = run_config_from_dict({**run, "model": model_config,
+                                       "train": {**TRAIN, "epochs": 50, "max_steps": steps, "lr": 3e-3,
+                                                 "ema_decay": 0.0, "init_from": str(flow_run)}})
+        return train(config, tmp_path / f"latent-{steps}", progress=False)
+
+    def latent_loss(path) -> float:
+        model, _ = load_model(path)
+        coding = model.coding
+        clean = coding.cut(showers[:256])
+        layers = coding.layer_energies(clean)
+        context = shower_condition(energies[:256], layers)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            z = model.autoencoder.encode(coding.encode(clean, layers), context)
+            return float(sum(model.latent_flow.loss(z, context) for _ in range(20)) / 20)
+
+    untrained, trained = latent_stage(1), latent_stage(80)
+    assert latent_loss(trained) < 0.8 * latent_loss(untrained)
+    before, after = load_checkpoint(flow_run).model, load_checkpoint(trained).model
+    assert all(torch.equal(before[key], after[key]) for key in after if not key.startswith("latent_flow."))
+    assert not any(key.startswith("latent_flow.blocks.") for key in after), "no coupling flow"
+    model, _ = load_model(trained)
+    with torch.no_grad():
+        drawn = model.sample(energies[:30], torch.Generator().manual_seed(0))
+        again = model.sample(energies[:30], torch.Generator().manual_seed(0))
+        other = model.sample(energies[:30], torch.Generator().manual_seed(1))
+    assert drawn.shape == (30, geometry.n_voxels) and torch.isfinite(drawn).all() and (drawn >= 0).all()
+    assert torch.equal(drawn, again) and not torch.equal(drawn, other)
+    # its ODE solver is a sampling option (caloforge generate --sampler/--steps); a coupling flow takes none
+    with torch.no_grad():
+        euler = model.sample(energies[:30], torch.Generator().manual_seed(0), sampler="ddim", steps=2)
+    assert torch.isfinite(euler).all() and not torch.equal(drawn, euler)
+    with pytest.raises(CaloforgeError, match="takes no sampling options"):
+        load_model(flow_run)[0].sample(energies[:4], steps=2)
+
+
 def test_decoder_stage_trains_the_decoder_alone_on_the_frozen_latent(coarse, flow_run, tmp_path):
     geometry, energies, _, data = coarse
     flow = flow_run
@@ -152,6 +237,53 @@ def test_decoder_stage_trains_the_decoder_alone_on_the_frozen_latent(coarse, flo
                     tmp_path / "student", progress=False)
     student_weights = load_checkpoint(student).model
     assert all(torch.equal(student_weights[key], after[key]) for key in changed)
+
+
+def test_encoder_stage_learns_an_encoder_back_for_a_shipped_file(coarse, tmp_path):
+    """A shipped flow-stage file has no encoder; the encoder stage learns one against its frozen decoder, changes
+    nothing else, so the file samples as before, and reconstructs most of the way back to the original encoder."""
+    geometry, energies, showers, data = coarse
+    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}}
+    fast = {**TRAIN, "epochs": 20, "lr": 3e-3, "ema_decay": 0.0}
+    torch.manual_seed(0)
+    autoencoder = train(run_config_from_dict({**run, "model": TINY, "train": {**fast, "max_steps": 80}}),
+                        tmp_path / "ae", progress=False)
+    flow = train(run_config_from_dict({**run, "model": {**TINY, "stage": "flow"},
+                                       "train": {**TRAIN, "init_from": str(autoencoder)}}), tmp_path / "flow",
+                 progress=False)
+    shipped = tmp_path / "shipped.pt"
+    save_checkpoint(shipped, shippable(load_checkpoint(flow)))
+    assert not any(key.startswith("autoencoder.encoder.") for key in load_checkpoint(shipped).model)
+
+    def encoder_run(steps: int):
+        torch.manual_seed(1)
+        config = run_config_from_dict({**run, "model": {**TINY, "stage": "encoder"},
+                                       "train": {**fast, "max_steps": steps, "init_from": str(shipped)}})
+        return train(config, tmp_path / f"encoder-{steps}", progress=False)
+
+    def reconstruction_error(path) -> float:
+        """The autoencoder's loss less its latent penalty, on 128 showers."""
+        model, _ = load_model(path)
+        coding, autoencoder = model.coding, model.autoencoder
+        clean = coding.cut(showers[:128])
+        layers = coding.layer_energies(clean)
+        y, context = coding.encode(clean, layers), shower_condition(energies[:128], layers)
+        with torch.no_grad():
+            reconstruction, _ = autoencoder.decode(autoencoder.encode(y, context), context)
+            divergence = share_divergence(shares(clean, layers, coding.voxel_layer), coding.layer_shares(reconstruction))
+            return float((reconstruction - y).square().mean() + model.share_weight * divergence)
+
+    learnt_run = encoder_run(80)
+    original, untrained, learnt = (reconstruction_error(path) for path in (flow, encoder_run(1), learnt_run))
+    assert learnt < untrained - 0.5 * (untrained - original)
+    # against the shipped file's weights: it ships masked weights packed, so their masked-out entries read zero
+    before, after = load_model(shipped)[0].state_dict(), load_checkpoint(learnt_run).model
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith("autoencoder.encoder.") for key in changed)
+    with torch.no_grad():
+        drawn = load_model(learnt_run)[0].sample(energies[:20], torch.Generator().manual_seed(0))
+        again = load_model(shipped)[0].sample(energies[:20], torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, again)
 
 
 def test_student_stage_distils_flow_1_alone_and_ships_without_its_teacher(coarse, flow_run, tmp_path):

@@ -95,8 +95,9 @@ def _split(reference: Path, geometry: Geometry, out_dir: Path) -> tuple[Path, Pa
 
 
 #: the stages a CaloMan stage starts from, in order, each frozen under the next: step 2 learns densities on the
-#: step-1 autoencoder, and the decoder stage trains on step 2's frozen encoder; a retrained model retrains them first
-EARLIER_STAGES = {"flow": ("autoencoder",), "decoder": ("autoencoder", "flow")}
+#: step-1 autoencoder, and the decoder and latent stages train on step 2's frozen encoder; a retrained model retrains
+#: them first
+EARLIER_STAGES = {"flow": ("autoencoder",), "decoder": ("autoencoder", "flow"), "latent": ("autoencoder", "flow")}
 
 
 def _retrain(checkpoint: Checkpoint, train_file: Path, ref_geometry: Geometry, out_dir: Path, steps: int,

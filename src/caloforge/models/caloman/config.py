@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from caloforge.errors import CaloforgeError
 
-STAGES = ("autoencoder", "flow", "decoder", "student")
+STAGES = ("autoencoder", "flow", "decoder", "encoder", "latent", "student")
 HIT_ENERGIES = ("expected", "exponential")
+LATENT_MODELS = ("flow", "flowmatch")
 
 
 @dataclass
@@ -15,7 +16,11 @@ class CaloManConfig:
     #: "autoencoder" (step 1: learn the manifold), "flow" (step 2: the densities on it; start it from the step-1
     #: checkpoint with train.init_from, which this stage keeps frozen), "decoder" (optional, after step 2: the
     #: decoder trained further with the encoder frozen, so that the latent points the flows learnt stay where they
-    #: were; start it from the step-2 checkpoint) or "student" (step 3, optional: flow 1
+    #: were; start it from the step-2 checkpoint), "encoder" (optional: an encoder learnt back against the frozen
+    #: decoder, for a shipped flow-stage file, which leaves its encoder out: the decoder stage and the diagnosis of
+    #: reconstructions need one; start it from that file), "latent" (optional: the latent density alone trained
+    #: anew, ``latent_model`` free to change, everything else frozen, so flow 1 and a student distilled from it
+    #: stay valid; start it from a checkpoint with an encoder) or "student" (step 3, optional: flow 1
     #: distilled into an IAF that samples in one pass a block instead of one a layer, CaloFlow's student; start it
     #: from the step-2 checkpoint, whose flow 1 it learns from and leaves out of the shipped file)
     stage: str = "autoencoder"
@@ -33,6 +38,9 @@ class CaloManConfig:
     #: fit the decoder's widths to the population widths of the drawn hits (``population_widths``) rather than
     #: to each shower's measured ones: with ``hits``, drawing hits from the shares narrows them again
     population_widths: bool = False
+    #: with ``hits`` and ``population_widths``: widen by the narrowing the decoder's own hit draw causes (its hit
+    #: probabilities and ``hit_energy`` law, ``drawn_square_sums``) rather than by Geant4's hits' narrowing
+    drawn_widths: bool = False
     #: the decoder also predicts each voxel's probability of a hit (above the readout threshold), fitted by binary
     #: cross-entropy with weight ``hit_weight``, and sampling draws the hits: Geant4 leaves voxels empty at random,
     #: which a deterministic decoder cannot (it lights nearly every voxel a little)
@@ -47,9 +55,16 @@ class CaloManConfig:
     #: weight of the penalty that holds each latent dimension at zero mean and unit variance over a batch, so that
     #: the latent flow's splines (on [-5, 5]) cover the manifold's coordinates
     latent_penalty: float = 0.1
-    #: the latent flow: coupling RQS blocks with residual hidden layers
+    #: the latent density: "flow" (the talk's coupling RQS flow, ``flow_transforms`` blocks with residual hidden
+    #: layers ``flow_hidden``) or "flowmatch" (conditional flow matching, ``latent_match.py``: a residual MLP of
+    #: ``match_width`` x ``match_depth`` blocks, sampled by ``match_steps`` of ``match_sampler``)
+    latent_model: str = "flow"
     flow_transforms: int = 4
     flow_hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
+    match_width: int = 512
+    match_depth: int = 3
+    match_sampler: str = "heun"
+    match_steps: int = 8
     #: spline bins of both flows
     bins: int = 8
     #: flow 1 (layer energies), as in CaloFlow
@@ -66,5 +81,9 @@ class CaloManConfig:
             raise CaloforgeError(f"caloman stage '{self.stage}': use one of {', '.join(STAGES)}")
         if self.hit_energy not in HIT_ENERGIES:
             raise CaloforgeError(f"caloman hit_energy '{self.hit_energy}': use one of {', '.join(HIT_ENERGIES)}")
+        if self.latent_model not in LATENT_MODELS:
+            raise CaloforgeError(f"caloman latent_model '{self.latent_model}': use one of {', '.join(LATENT_MODELS)}")
+        if self.drawn_widths and not (self.hits and self.population_widths):
+            raise CaloforgeError("caloman drawn_widths: needs hits and population_widths (it widens by the hit draw)")
         if self.latent < 2:
             raise CaloforgeError("caloman: the latent dimension must be >= 2 (the latent flow couples two halves)")

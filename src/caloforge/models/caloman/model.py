@@ -4,7 +4,8 @@ Stage ``autoencoder`` learns the manifold: the reconstruction error of the voxel
 the readout threshold (not dequantised), squared in logit space plus the divergence of the energy shares, and a
 moment penalty on the latent. Stage ``flow`` starts from that checkpoint (``train.init_from``), freezes the
 autoencoder and learns two densities by likelihood: flow 1 (CaloFlow's layer energies given E_inc) and a coupling
-RQS flow on the latent given E_inc and the layer energies. Both stages run through the shared trainer with one
+RQS flow on the latent given E_inc and the layer energies (or, with ``latent_model`` flowmatch, the latent's
+density by conditional flow matching, ``latent_match.py``). Both stages run through the shared trainer with one
 module, so the final checkpoint holds everything. Sampling: layer energies from flow 1, a latent point from the
 latent flow, the decoder's voxel shares scaled to the layer energies (``VoxelCoding.decode_cut``).
 
@@ -12,6 +13,13 @@ An optional stage ``decoder`` starts from the flow-stage checkpoint and trains t
 autoencoder's loss, with the encoder and the flows frozen: the latent points of the training showers stay where the
 flows learnt them, so more decoder training costs no new flows (the autoencoder stage ends while its loss still
 falls, and each decoder-only epoch is cheaper).
+
+An optional stage ``encoder`` learns an encoder back by the autoencoder's loss with everything else frozen: a
+shipped flow-stage file leaves its encoder out (sampling never uses it), and the stage makes such a file trainable
+and diagnosable again (stage ``decoder``, reconstructions of Geant4 showers) without touching what it samples.
+
+An optional stage ``latent`` trains the latent density alone anew (``latent_model`` may differ from the start's)
+with everything else frozen: flow 1, and a student distilled from it, stay as they were.
 
 An optional stage ``student`` starts from the flow-stage checkpoint and distils flow 1, autoregressive over the
 layers (one network pass a layer and block when sampling), into an IAF of the same blocks (one pass a block), as
@@ -21,6 +29,7 @@ from the student.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,12 +41,15 @@ from caloforge.errors import CaloforgeError
 from caloforge.geometry import Geometry
 from caloforge.models.caloman.autoencoder import (
     Autoencoder,
+    drawn_square_sums,
     layer_moments,
     moment_penalty,
     population_widths,
     share_divergence,
+    widened,
 )
 from caloforge.models.caloman.config import CaloManConfig
+from caloforge.models.caloman.latent_match import LatentMatch
 from caloforge.models.flows import (
     InverseAutoregressiveFlow,
     LayerEnergyFlow,
@@ -61,6 +73,7 @@ class CaloMan(nn.Module):
         self.share_weight = config.share_weight
         self.moment_weight = config.moment_weight
         self.population_widths = config.population_widths
+        self.drawn_widths = config.drawn_widths
         self.hit_weight = config.hit_weight
         self.hit_energy = config.hit_energy
         self.latent_penalty = config.latent_penalty
@@ -77,14 +90,18 @@ class CaloMan(nn.Module):
             self.autoencoder.requires_grad_(False)
             self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
                                               config.layer_hidden, config.bins, config.layer_passes)
-            self.latent_flow = MaskedAutoregressiveFlow(config.latent, context, config.flow_transforms,
-                                                        config.flow_hidden, config.bins, passes=2, residual=True)
-            self.dims = geometry.n_layers + config.latent
+            self.latent_flow = (
+                LatentMatch(config.latent, context, config.match_width, config.match_depth, config.match_sampler,
+                            config.match_steps) if config.latent_model == "flowmatch" else
+                MaskedAutoregressiveFlow(config.latent, context, config.flow_transforms, config.flow_hidden,
+                                         config.bins, passes=2, residual=True))
+            self.n_layers, self.dims = geometry.n_layers, geometry.n_layers + config.latent
             # sampling decodes latent points: a shipped checkpoint leaves the encoder out (a fifth of it)
             self.training_only = ("autoencoder.encoder.",)
-        if self.stage == "decoder":
+        if self.stage in ("decoder", "encoder", "latent"):
             self.requires_grad_(False)
-            self.autoencoder.decoder.requires_grad_(True)
+            {"decoder": self.autoencoder.decoder, "encoder": self.autoencoder.encoder,
+             "latent": self.latent_flow}[self.stage].requires_grad_(True)
         if self.stage == "student":
             # flow 1's teacher comes with the step-2 checkpoint (train.init_from); only its student learns and ships
             self.requires_grad_(False)
@@ -93,8 +110,9 @@ class CaloMan(nn.Module):
             self.training_only = ("autoencoder.encoder.", "layer_flow.flow.")
 
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
-        """Stages autoencoder and decoder: reconstruction error + penalty. Stage flow: both flows' NLL per dimension.
-        Stage student: flow 1's distillation loss."""
+        """Stages autoencoder, decoder and encoder: reconstruction error + penalty. Stage flow: both flows' NLL per
+        dimension (with ``latent_model`` flowmatch: flow 1's, plus the latent's flow-matching loss). Stage latent:
+        the latent model's loss alone. Stage student: flow 1's distillation loss."""
         if self.layer_student is not None:
             teacher, layers = self.layer_flow, self.coding.noisy_layer_energies(showers)
             return distillation_loss(self.layer_student, teacher.flow, teacher.encode(teacher.to_u(layers, energies)),
@@ -104,7 +122,7 @@ class CaloMan(nn.Module):
         y = self.coding.encode(clean, clean_layers)
         layers = self.coding.noisy_layer_energies(showers)
         context = shower_condition(energies, layers)
-        if self.stage in ("autoencoder", "decoder"):
+        if self.stage in ("autoencoder", "decoder", "encoder"):
             z = self.autoencoder.encode(y, context)  # in stage decoder a frozen encoder: no graph is built
             reconstruction, hit_logits = self.autoencoder.decode(z, context)
             error = (reconstruction - y).square().mean()
@@ -118,8 +136,8 @@ class CaloMan(nn.Module):
                 filled = (clean_layers > 0).unsqueeze(-1).expand(-1, -1, 4)
                 target_moments = self.moments(target)
                 if self.population_widths:
-                    target_moments = population_widths(target_moments, target, self.coding.voxel_layer,
-                                                       self.coding.n_layers)
+                    target_moments = self.population_moments(target_moments, target, clean_layers, reconstructed,
+                                                             hit_logits)
                 moment_error = (self.moments(reconstructed) - target_moments).square()
                 loss = loss + self.moment_weight * moment_error[filled].mean()
             if hit_logits is not None:
@@ -127,22 +145,50 @@ class CaloMan(nn.Module):
             return loss
         with torch.no_grad():
             z = self.autoencoder.encode(y, context)
+        if self.stage == "latent":
+            return self.latent_loss(z, context)
+        if isinstance(self.latent_flow, LatentMatch):
+            return -self.layer_flow.log_prob(energies, layers).mean() / self.n_layers + self.latent_loss(z, context)
         log_prob = self.layer_flow.log_prob(energies, layers) + self.latent_flow.log_prob(z, context)
         return -log_prob.mean() / self.dims
+
+    def population_moments(self, moments: Tensor, target: Tensor, layers: Tensor, reconstructed: Tensor,
+                           hit_logits: Tensor | None) -> Tensor:
+        """Geant4's ``moments`` with the widths the decoder's shares must have for its drawn hits to show them:
+        widened by Geant4's own narrowing (``population_widths``) or, with ``drawn_widths``, by the narrowing
+        the decoder's hit draw will cause (``drawn_square_sums``; a factor, not a path for gradients)."""
+        voxel_layer, n_layers = self.coding.voxel_layer, self.coding.n_layers
+        if not self.drawn_widths or hit_logits is None:
+            return population_widths(moments, target, voxel_layer, n_layers)
+        thresholds = (self.coding.threshold / layers.clamp_min(self.coding.threshold))[:, voxel_layer]
+        squares = drawn_square_sums(reconstructed.detach(), hit_logits.detach().sigmoid(), thresholds,
+                                    self.hit_energy == "exponential", voxel_layer, n_layers)
+        return widened(moments, squares)
+
+    def latent_loss(self, z: Tensor, context: Tensor) -> Tensor:
+        """The latent model's loss alone: flow matching's, or the coupling flow's NLL per dimension."""
+        if isinstance(self.latent_flow, LatentMatch):
+            return self.latent_flow.loss(z, context)
+        return -self.latent_flow.log_prob(z, context).mean() / z.shape[1]
 
     def moments(self, shares: Tensor) -> Tensor:
         return layer_moments(shares, self.positions, self.coding.voxel_layer, self.coding.n_layers)
 
     def sample(self, energies: Tensor, generator: torch.Generator | None = None, **options: Any) -> Tensor:
-        return sample_in_chunks(self._sample, energies, generator, options, "caloman")
+        """(N, voxels) showers; with a flow-matching latent model, options ``sampler`` and ``steps`` choose its ODE
+        solver (default: the config's ``match_sampler`` and ``match_steps``)."""
+        solver = {}
+        if isinstance(getattr(self, "latent_flow", None), LatentMatch):
+            solver = {key: options.pop(key) for key in ("sampler", "steps") if key in options}
+        return sample_in_chunks(partial(self._sample, **solver), energies, generator, options, "caloman")
 
-    def _sample(self, energies: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _sample(self, energies: Tensor, generator: torch.Generator | None, **solver: Any) -> Tensor:
         if self.stage == "autoencoder":
             raise CaloforgeError("caloman: this is an autoencoder-stage checkpoint; train the flow stage from it "
                                  "(model.stage=flow, train.init_from=<this checkpoint>) to sample")
         layers = self.layer_flow.sample(energies, generator, self.layer_student)
         context = shower_condition(energies, layers)
-        z = self.latent_flow.sample(context, generator)
+        z = self.latent_flow.sample(context, generator, **solver)
         y, hit_logits = self.autoencoder.decode(z, context)
         return self.coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator,
                                       exponential_hits=self.hit_energy == "exponential")
