@@ -158,7 +158,7 @@ class CaloMan(nn.Module):
         widened by Geant4's own narrowing (``population_widths``) or, with ``drawn_widths``, by the narrowing
         the decoder's hit draw will cause (``drawn_square_sums``; a factor, not a path for gradients)."""
         voxel_layer, n_layers = self.coding.voxel_layer, self.coding.n_layers
-        if not self.drawn_widths or hit_logits is None:
+        if not self.drawn_widths:  # the config allows drawn widths only with a hit head
             return population_widths(moments, target, voxel_layer, n_layers)
         thresholds = (self.coding.threshold / layers.clamp_min(self.coding.threshold))[:, voxel_layer]
         squares = drawn_square_sums(reconstructed.detach(), hit_logits.detach().sigmoid(), thresholds,
