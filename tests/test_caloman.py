@@ -171,21 +171,31 @@ def flow_run(coarse, tmp_path_factory):
                  progress=False)
 
 
+def stage_run(data, model: dict, init_from, steps: int, folder):
+    """A tiny run of an optional stage (``model["stage"]``) from ``init_from``: ``steps`` steps at lr 3e-3, without
+    weight averaging, so that a few steps show."""
+    torch.manual_seed(0)
+    config = run_config_from_dict({"family": "caloman", "geometry": "par04-coarse", "data": {"train": data},
+                                   "model": model, "train": {**TRAIN, "epochs": 50, "max_steps": steps, "lr": 3e-3,
+                                                             "ema_decay": 0.0, "init_from": str(init_from)}})
+    return train(config, folder / f"{model['stage']}-{steps}", progress=False)
+
+
+def training_loss(path, energies, showers) -> float:
+    """The loss a checkpoint's stage trains by, on the given showers (noise drawn from a fixed seed)."""
+    model, _ = load_model(path)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        return float(model(energies, showers))
+
+
 def test_latent_stage_learns_a_flowmatch_latent_model_alone_and_samples_reproducibly(coarse, flow_run, tmp_path):
     """``latent_model: flowmatch`` replaces the coupling flow by a velocity network; the latent stage trains it
     alone on the frozen latent of a flow-stage run (its flow-matching loss falls, nothing else moves), and sampling
     integrates it, the same for the same seed."""
     geometry, energies, showers, data = coarse
-    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}}
     model_config = {**TINY, "stage": "latent", "latent_model": "flowmatch", "match_width": 32, "match_depth": 2,
                     "match_steps": 3}
-
-    def latent_stage(steps: int):
-        torch.manual_seed(0)
-        config = run_config_from_dict({**run, "model": model_config,
-                                       "train": {**TRAIN, "epochs": 50, "max_steps": steps, "lr": 3e-3,
-                                                 "ema_decay": 0.0, "init_from": str(flow_run)}})
-        return train(config, tmp_path / f"latent-{steps}", progress=False)
 
     def latent_loss(path) -> float:
         model, _ = load_model(path)
@@ -198,7 +208,7 @@ def test_latent_stage_learns_a_flowmatch_latent_model_alone_and_samples_reproduc
             z = model.autoencoder.encode(coding.encode(clean, layers), context)
             return float(sum(model.latent_flow.loss(z, context) for _ in range(20)) / 20)
 
-    untrained, trained = latent_stage(1), latent_stage(80)
+    untrained, trained = (stage_run(data, model_config, flow_run, steps, tmp_path) for steps in (1, 80))
     assert latent_loss(trained) < 0.8 * latent_loss(untrained)
     before, after = load_checkpoint(flow_run).model, load_checkpoint(trained).model
     assert all(torch.equal(before[key], after[key]) for key in after if not key.startswith("latent_flow."))
@@ -216,6 +226,21 @@ def test_latent_stage_learns_a_flowmatch_latent_model_alone_and_samples_reproduc
     assert torch.isfinite(euler).all() and not torch.equal(drawn, euler)
     with pytest.raises(CaloforgeError, match="takes no sampling options"):
         load_model(flow_run)[0].sample(energies[:4], steps=2)
+
+
+def test_layers_stage_trains_flow_1_alone(coarse, flow_run, tmp_path):
+    """The layers stage trains flow 1 on from a flow-stage run: its NLL of Geant4's layer energies falls, and no
+    other weight moves (the latent density and the decoder learnt on Geant4's layer energies stay valid)."""
+    geometry, energies, showers, data = coarse
+    untrained, trained = (stage_run(data, {**TINY, "stage": "layers"}, flow_run, steps, tmp_path) for steps in (1, 60))
+    nll = [training_loss(path, energies[:256], showers[:256]) for path in (untrained, trained)]
+    assert nll[1] < nll[0] - 0.05
+    before, after = load_checkpoint(flow_run).model, load_checkpoint(trained).model
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith("layer_flow.") for key in changed)
+    with torch.no_grad():
+        drawn = load_model(trained)[0].sample(energies[:20], torch.Generator().manual_seed(0))
+    assert drawn.shape == (20, geometry.n_voxels) and torch.isfinite(drawn).all() and (drawn >= 0).all()
 
 
 def test_decoder_stage_trains_the_decoder_alone_on_the_frozen_latent(coarse, flow_run, tmp_path):
@@ -289,23 +314,9 @@ def test_encoder_stage_learns_an_encoder_back_for_a_shipped_file(coarse, tmp_pat
 def test_student_stage_distils_flow_1_alone_and_ships_without_its_teacher(coarse, flow_run, tmp_path):
     geometry, energies, showers, data = coarse
     flow = flow_run
-    torch.manual_seed(0)
-    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data}, "train": TRAIN}
-
-    def student(steps: int):
-        config = run_config_from_dict({**run, "model": {**TINY, "stage": "student"},
-                                       "train": {**TRAIN, "epochs": 10, "max_steps": steps, "lr": 3e-3, "ema_decay": 0.0,
-                                                 "init_from": str(flow)}})
-        return train(config, tmp_path / f"student-{steps}", progress=False)
-
-    def loss(path) -> float:
-        model, _ = load_model(path)
-        torch.manual_seed(1)
-        with torch.no_grad():
-            return float(model(energies[:128], showers[:128]))
-
-    first, trained = student(1), student(40)
-    assert loss(trained) < 0.5 * loss(first)
+    first, trained = (stage_run(data, {**TINY, "stage": "student"}, flow, steps, tmp_path) for steps in (1, 40))
+    loss = [training_loss(path, energies[:128], showers[:128]) for path in (first, trained)]
+    assert loss[1] < 0.5 * loss[0]
     before, after = load_checkpoint(flow).model, load_checkpoint(trained).model
     assert all(torch.equal(before[key], after[key]) for key in before), "only the student learns"
     shipped = shippable(load_checkpoint(trained))

@@ -151,6 +151,32 @@ def test_per_layer_noise_keeps_empty_layers_under_the_threshold(coarse):
     assert (noisy[clean > 0] >= coding.threshold).all()
 
 
+def test_layer_energies_drawn_in_the_gap_over_empty_layers_come_back_empty(coarse):
+    """Dequantised per layer, the empty layers end at the threshold and the lit ones start at a deposit: a drawn
+    energy between the threshold and the gap's middle is moved under the threshold; the rest come back as drawn,
+    and a file fitted without the gap (before 2026-12-05) keeps every energy."""
+    geometry, energies, showers = coarse
+    fitted = fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["layers"]
+    threshold, empty_below = fitted["threshold"], fitted["empty_below"]
+    lit = torch.from_numpy(geometry.layer_energies(np.where(showers.numpy() >= threshold, showers.numpy(), 0)))
+    assert threshold < empty_below < float(torch.quantile(lit[lit > 0].double(), 0.01))
+    layers = lit.double().clamp_min(threshold) + 1.0
+    in_gap = torch.zeros_like(layers, dtype=torch.bool)
+    in_gap[::3, -1] = True
+    layers[in_gap] = threshold + (empty_below - threshold) * torch.rand(int(in_gap.sum()), dtype=torch.float64)
+    layers[1::3, -1] = 0.5 * threshold  # already empty
+
+    def round_trip(fitted_layers: dict) -> torch.Tensor:
+        flow = LayerEnergyFlow(geometry.n_layers, fitted_layers, transforms=1, hidden=[8]).double()
+        return flow.from_u(flow.to_u(layers, energies.double()), energies.double())
+
+    back = round_trip(fitted)
+    assert (back[in_gap] < threshold).all() and (back[in_gap] > threshold ** 2 / empty_below).all()
+    assert torch.allclose(back[~in_gap], layers[~in_gap], rtol=1e-9)
+    old = {key: value for key, value in fitted.items() if key not in ("threshold", "empty_below")}
+    assert torch.allclose(round_trip(old), layers, rtol=1e-9)
+
+
 def test_decode_cut_keeps_a_layer_whose_drawn_hits_all_miss(coarse):
     """Hit probabilities far too low must not empty a layer that holds energy: it keeps its expected shares."""
     geometry, energies, showers = coarse

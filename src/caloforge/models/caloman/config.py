@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from caloforge.errors import CaloforgeError
 
-STAGES = ("autoencoder", "flow", "decoder", "encoder", "latent", "student")
+STAGES = ("autoencoder", "flow", "decoder", "encoder", "latent", "layers", "student")
 HIT_ENERGIES = ("expected", "exponential")
 LATENT_MODELS = ("flow", "flowmatch")
 
@@ -20,7 +20,9 @@ class CaloManConfig:
     #: decoder, for a shipped flow-stage file, which leaves its encoder out: the decoder stage and the diagnosis of
     #: reconstructions need one; start it from that file), "latent" (optional: the latent density alone trained
     #: anew, ``latent_model`` free to change, everything else frozen, so flow 1 and a student distilled from it
-    #: stay valid; start it from a checkpoint with an encoder) or "student" (step 3, optional: flow 1
+    #: stay valid; start it from a checkpoint with an encoder), "layers" (optional: flow 1 alone trained on from the
+    #: start's, everything else frozen: the latent density and the decoder learnt on Geant4's layer energies, not
+    #: on flow 1's, so they stay valid) or "student" (step 3, optional: flow 1
     #: distilled into an IAF that samples in one pass a block instead of one a layer, CaloFlow's student; start it
     #: from the step-2 checkpoint, whose flow 1 it learns from and leaves out of the shipped file)
     stage: str = "autoencoder"

@@ -21,6 +21,9 @@ and diagnosable again (stage ``decoder``, reconstructions of Geant4 showers) wit
 An optional stage ``latent`` trains the latent density alone anew (``latent_model`` may differ from the start's)
 with everything else frozen: flow 1, and a student distilled from it, stay as they were.
 
+An optional stage ``layers`` trains flow 1 alone on from the start's, with everything else frozen: the latent density
+and the decoder are conditioned on Geant4's layer energies in training, so they stay valid.
+
 An optional stage ``student`` starts from the flow-stage checkpoint and distils flow 1, autoregressive over the
 layers (one network pass a layer and block when sampling), into an IAF of the same blocks (one pass a block), as
 CaloFlow's student does for its voxel flow; everything else stays frozen, and sampling draws the layer energies
@@ -98,10 +101,10 @@ class CaloMan(nn.Module):
             self.n_layers, self.dims = geometry.n_layers, geometry.n_layers + config.latent
             # sampling decodes latent points: a shipped checkpoint leaves the encoder out (a fifth of it)
             self.training_only = ("autoencoder.encoder.",)
-        if self.stage in ("decoder", "encoder", "latent"):
+        if self.stage in ("decoder", "encoder", "latent", "layers"):
             self.requires_grad_(False)
             {"decoder": self.autoencoder.decoder, "encoder": self.autoencoder.encoder,
-             "latent": self.latent_flow}[self.stage].requires_grad_(True)
+             "latent": self.latent_flow, "layers": self.layer_flow}[self.stage].requires_grad_(True)
         if self.stage == "student":
             # flow 1's teacher comes with the step-2 checkpoint (train.init_from); only its student learns and ships
             self.requires_grad_(False)
@@ -112,15 +115,17 @@ class CaloMan(nn.Module):
     def forward(self, energies: Tensor, showers: Tensor) -> Tensor:
         """Stages autoencoder, decoder and encoder: reconstruction error + penalty. Stage flow: both flows' NLL per
         dimension (with ``latent_model`` flowmatch: flow 1's, plus the latent's flow-matching loss). Stage latent:
-        the latent model's loss alone. Stage student: flow 1's distillation loss."""
+        the latent model's loss alone; stage layers: flow 1's NLL alone. Stage student: flow 1's distillation loss."""
+        layers = self.coding.noisy_layer_energies(showers)
         if self.layer_student is not None:
-            teacher, layers = self.layer_flow, self.coding.noisy_layer_energies(showers)
+            teacher = self.layer_flow
             return distillation_loss(self.layer_student, teacher.flow, teacher.encode(teacher.to_u(layers, energies)),
                                      incident_condition(energies))
+        if self.stage == "layers":
+            return -self.layer_flow.log_prob(energies, layers).mean() / self.n_layers
         clean = self.coding.cut(showers)
         clean_layers = self.coding.layer_energies(clean)
         y = self.coding.encode(clean, clean_layers)
-        layers = self.coding.noisy_layer_energies(showers)
         context = shower_condition(energies, layers)
         if self.stage in ("autoencoder", "decoder", "encoder"):
             z = self.autoencoder.encode(y, context)  # in stage decoder a frozen encoder: no graph is built

@@ -6,6 +6,13 @@ learns the longitudinal profile and the sampling fraction separately. u_0 can ex
 in the Par04 training data: sampling fluctuations), so it is first divided by a fitted scale; then logit
 (alpha = 1e-6) and per-variable standardisation put every variable on the spline's domain. The condition is
 log10(E_inc / 33.3 GeV). Going back, the sampled layer energies sum to u_0 E_inc by construction.
+
+Layer energies dequantised per layer (CaloMan's: an empty layer holds a uniform draw under the readout threshold)
+leave a gap in the data: a layer with a hit holds at least one charged particle's deposit, 0.2 MeV and more in 99.9 %
+of the Par04 training layers, while the empty ones end at the threshold, 0.015 MeV. A flow's density cannot end
+sharply at the threshold, and spills the empty layers' mass just over it: layers that Geant4 leaves empty come out
+holding a few tens of keV. Going back, a drawn energy in the gap therefore belongs to the nearer of its two sides,
+in log scale (``fit_empty_gap``, ``empty_the_gap``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from caloforge.models.flows.maf import MaskedAutoregressiveFlow
 
 #: u_0 is divided by this much more than the largest E_tot / E_inc of the training data (room for the tail)
 U0_HEADROOM = 1.25
+#: the quantile of the training layers' nonzero energies taken as the upper side of the gap over the empty layers
+LOWEST_HIT_QUANTILE = 1e-3
 
 
 def fit_layer_energy(layers: Tensor, energies: Tensor, alpha: float = 1e-6) -> dict:
@@ -28,6 +37,20 @@ def fit_layer_energy(layers: Tensor, energies: Tensor, alpha: float = 1e-6) -> d
     y = Logit(alpha).forward(u / torch.tensor([scale] + [1.0] * (u.shape[1] - 1), dtype=u.dtype), energies)
     return {"u0_scale": scale, "alpha": alpha,
             "standardize": Standardize(per_feature=True).fit(y, energies).to_dict()}
+
+
+def fit_empty_gap(layers: Tensor, threshold: float) -> dict:
+    """``empty_below``: the geometric middle between the readout threshold and the ``LOWEST_HIT_QUANTILE`` of the
+    nonzero energies of the (N, L) cut training layer energies (not dequantised)."""
+    lowest_hit = float(torch.quantile(layers[layers > 0].double(), LOWEST_HIT_QUANTILE))
+    return {"threshold": threshold, "empty_below": max(threshold, (threshold * lowest_hit) ** 0.5)}
+
+
+def empty_the_gap(layers: Tensor, threshold: float, empty_below: float) -> Tensor:
+    """Drawn layer energies between the threshold and ``empty_below`` moved under the threshold (scaled by
+    threshold / empty_below), where the dequantised empty layers were: such a layer is empty, and what the
+    models conditioned on the layer energies saw of an empty layer in training is a value under the threshold."""
+    return torch.where((layers >= threshold) & (layers < empty_below), layers * (threshold / empty_below), layers)
 
 
 class LayerVariables(nn.Module):
@@ -41,12 +64,15 @@ class LayerVariables(nn.Module):
         self.logit = Logit(fitted["alpha"])
         self.standardize = transform_from_dict(fitted["standardize"])
         self.register_buffer("u_scale", torch.tensor([fitted["u0_scale"]] + [1.0] * (n_layers - 1)), persistent=False)
+        # fitted for layer energies dequantised per layer only (files fitted before 2026-12-05 have none)
+        self.gap = (fitted["threshold"], fitted["empty_below"]) if "empty_below" in fitted else None
 
     def to_u(self, layers: Tensor, energies: Tensor) -> Tensor:
         return self.fractions.forward(layers, energies)
 
     def from_u(self, u: Tensor, energies: Tensor) -> Tensor:
-        return self.fractions.inverse(u, energies)
+        layers = self.fractions.inverse(u, energies)
+        return layers if self.gap is None else empty_the_gap(layers, *self.gap)
 
     def encode(self, u: Tensor) -> Tensor:
         """u variables -> the flow's standardised logit space."""

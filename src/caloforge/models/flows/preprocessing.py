@@ -11,7 +11,7 @@ from torch import Tensor
 
 from caloforge.contract import FIT_SHOWERS, readout_threshold
 from caloforge.geometry import Geometry
-from caloforge.models.flows.layer_energy import fit_layer_energy
+from caloforge.models.flows.layer_energy import fit_empty_gap, fit_layer_energy
 from caloforge.models.flows.voxels import cut, dequantise, fit_voxel_coding, layer_sums, noisy_layer_sums
 
 
@@ -21,15 +21,20 @@ def fit_preprocessing(geometry: Geometry, energies: Tensor, showers: Tensor, alp
 
     Flow 1 always sees dequantised layer energies. The voxel coding is fitted on dequantised showers, whose layer
     energies are those of flow 1; or, with ``dequantised_voxels=False`` (CaloMan's autoencoder), on the showers
-    only cut at the threshold, and flow 1's layer energies are dequantised per layer (``noisy_layer_sums``).
+    only cut at the threshold, and flow 1's layer energies are dequantised per layer (``noisy_layer_sums``), which
+    leaves a gap over the empty layers that sampling respects (``fit_empty_gap``).
     """
     n = min(len(showers), FIT_SHOWERS)
     threshold = readout_threshold(geometry)
     generator = torch.Generator().manual_seed(seed)
     voxel_layer = torch.as_tensor(geometry.voxel_layer, dtype=torch.long)
     voxels = dequantise(showers[:n], threshold, generator) if dequantised_voxels else cut(showers[:n], threshold)
-    layers = (layer_sums(voxels, voxel_layer, geometry.n_layers) if dequantised_voxels
-              else noisy_layer_sums(voxels, voxel_layer, geometry.n_layers, threshold, True, generator))
-    return {"layers": fit_layer_energy(layers, energies[:n], alpha),
-            "voxels": fit_voxel_coding(voxels, layer_sums(voxels, voxel_layer, geometry.n_layers), voxel_layer,
-                                       threshold, alpha, "voxel" if dequantised_voxels else "layer")}
+    sums = layer_sums(voxels, voxel_layer, geometry.n_layers)
+    layers = sums if dequantised_voxels else noisy_layer_sums(voxels, voxel_layer, geometry.n_layers, threshold, True,
+                                                              generator)
+    fitted_layers = fit_layer_energy(layers, energies[:n], alpha)
+    if not dequantised_voxels:
+        fitted_layers |= fit_empty_gap(sums, threshold)
+    return {"layers": fitted_layers,
+            "voxels": fit_voxel_coding(voxels, sums, voxel_layer, threshold, alpha,
+                                       "voxel" if dequantised_voxels else "layer")}
