@@ -44,7 +44,7 @@ def decode(model, energies: torch.Tensor, showers: torch.Tensor, part: str, gene
         z = model.latent_flow.sample(context, generator)
     y, hit_logits = model.autoencoder.decode(z, context)
     return coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator,
-                             exponential_hits=model.hit_energy == "exponential")
+                             hit_shape=model.hit_shape)
 
 
 def main() -> None:

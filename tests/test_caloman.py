@@ -68,27 +68,33 @@ def test_population_widths_undo_the_narrowing_of_few_hits():
     assert torch.isclose(unbiased[:, 0, 2].square().mean(), exact ** 2, rtol=0.03)
 
 
-@pytest.mark.parametrize("exponential", [False, True])
-def test_drawn_square_sums_predict_the_narrowing_of_the_drawn_hits(exponential):
+@pytest.mark.parametrize("hit_shape", [None, 1, 3])
+def test_drawn_square_sums_predict_the_narrowing_of_the_drawn_hits(hit_shape):
     """The expected sum w^2 of hits drawn as ``decode_cut`` draws them (each voxel hit with p, holding share / p or
-    the threshold plus an exponential excess) agrees with a direct draw; exponential energies narrow more."""
+    the threshold plus a gamma excess of shape k) agrees with a direct draw; scattered energies narrow more, the
+    more the smaller k."""
     generator = torch.Generator().manual_seed(0)
     shares = torch.rand(1, 40, generator=generator)
     shares = shares / shares.sum()
     probabilities = 0.5 + 0.5 * torch.rand(1, 40, generator=generator)
     thresholds = torch.full((1, 40), 0.002)
     voxel_layer = torch.zeros(40, dtype=torch.long)
-    predicted = drawn_square_sums(shares, probabilities, thresholds, exponential, voxel_layer, 1)
+    predicted = drawn_square_sums(shares, probabilities, thresholds, hit_shape, voxel_layer, 1)
     hit = torch.rand(50_000, 40, generator=generator) < probabilities
     mean = shares / probabilities
-    draws = -torch.rand(50_000, 40, generator=generator).log()
-    energy = thresholds + (mean - thresholds) * draws if exponential else mean.expand(50_000, -1)
+    if hit_shape is None:
+        energy = mean.expand(50_000, -1)
+    else:
+        draws = -torch.rand(hit_shape, 50_000, 40, generator=generator).log().mean(0)
+        energy = thresholds + (mean - thresholds) * draws
     weights = torch.where(hit, energy, 0.0)
     weights = weights / weights.sum(1, keepdim=True)
     drawn = weights.square().sum(1).mean()
     assert torch.isclose(predicted[0, 0], drawn, rtol=0.05)
-    if exponential:
-        assert predicted[0, 0] > 1.5 * drawn_square_sums(shares, probabilities, thresholds, False, voxel_layer, 1)[0, 0]
+    if hit_shape is not None:
+        expected = drawn_square_sums(shares, probabilities, thresholds, None, voxel_layer, 1)[0, 0]
+        exponential = drawn_square_sums(shares, probabilities, thresholds, 1, voxel_layer, 1)[0, 0]
+        assert expected < predicted[0, 0] <= exponential and exponential > 1.5 * expected
 
 
 def test_config_refuses_drawn_widths_without_a_hit_draw_to_widen_for():

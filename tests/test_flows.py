@@ -111,19 +111,21 @@ def test_decode_cut_gives_a_hit_voxel_its_share_over_its_hit_probability(coarse)
         assert rows.sum() > 100 and ((largest - smallest)[rows] <= 1e-4 * largest[rows]).all()
 
 
-def test_exponential_hits_scatter_about_share_over_probability_and_keep_the_layer_energies(coarse):
+@pytest.mark.parametrize("shape", [1, 4])
+def test_gamma_hits_scatter_about_share_over_probability_and_keep_the_layer_energies(coarse, shape):
+    """A hit's energy is the threshold plus a gamma draw of shape k (k = 1: exponential), the layers' energies kept."""
     geometry, energies, showers = coarse
     coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers)["voxels"])
     layers = coding.layer_energies(coding.dequantise(showers))
     y = coding.encode(coding.dequantise(showers), layers)
     probabilities = torch.full(showers.shape, 0.5)
     expected, scattered, again = (coding.decode_cut(y, layers, probabilities, torch.Generator().manual_seed(2),
-                                                    exponential_hits=exponential) for exponential in (False, True, True))
+                                                    hit_shape=k) for k in (None, shape, shape))
     assert torch.equal(scattered, again), "seeded"
     lit = layers > 10 * coding.threshold * coding.noise_voxels  # clear of the noise: never emptied by the draws
     assert lit.float().mean() > 0.8
     assert torch.allclose(coding.layer_energies(scattered)[lit], coding.layer_energies(expected)[lit], rtol=1e-4)
-    # a common factor per layer times an exponential draw per hit, where the hit's mean is far above the threshold
+    # a common factor per layer times a gamma draw per hit, where the hit's mean is far above the threshold
     # (the threshold the draw starts from is then negligible)
     bright = coding.layer_shares(y) / probabilities * layers[:, coding.voxel_layer] > 30 * coding.threshold
     ratio = torch.where(bright, scattered / coding.layer_shares(y), 0.0)
@@ -134,7 +136,8 @@ def test_exponential_hits_scatter_about_share_over_probability_and_keep_the_laye
         hit_values = torch.where(block[rows] > 0, block[rows], torch.nan)
         mean = hit_values.nanmean(1, keepdim=True)
         spreads.append(((hit_values - mean).square().nanmean(1).sqrt() / mean.squeeze(1)).mean())
-    assert 0.7 < torch.stack(spreads).nanmean() < 1.2, "an exponential's standard deviation is its mean"
+    relative_spread = torch.stack(spreads).nanmean() * shape ** 0.5
+    assert 0.7 < relative_spread < 1.2, "a gamma draw's standard deviation is its mean over the square root of k"
 
 
 def test_per_layer_noise_keeps_empty_layers_under_the_threshold(coarse):
@@ -214,7 +217,7 @@ def test_a_layer_that_must_hold_energy_draws_its_hits_given_one_passes(coarse):
     layers = coding.noisy_layer_energies(showers)
     y = coding.encode(clean, coding.layer_energies(clean))
     decoded = coding.decode_cut(y, layers, torch.full(showers.shape, 0.02), torch.Generator().manual_seed(0),
-                                exponential_hits=True)
+                                hit_shape=1)
     lit = coding.layer_energies(clean) > 10 * coding.threshold
     for layer in (1, 2, 3):  # 48, 128 and 128 voxels
         hits = (decoded[:, coding.voxel_layer == layer] > 0).sum(1)[lit[:, layer]]
@@ -237,7 +240,7 @@ def test_an_exponential_hit_holds_the_threshold_plus_an_excess(coarse):
     y = coding.encode(one, coding.layer_energies(one))
     certain = torch.ones_like(one)
     expected = coding.decode_cut(y, layers, certain)
-    scattered = coding.decode_cut(y, layers, certain, torch.Generator().manual_seed(3), exponential_hits=True)
+    scattered = coding.decode_cut(y, layers, certain, torch.Generator().manual_seed(3), hit_shape=1)
     mean = expected[0]
     faint = (mean > coding.threshold) & (mean < 3 * coding.threshold)
     assert faint.sum() == 5 and (scattered[:, faint] > 0).all()

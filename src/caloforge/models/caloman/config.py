@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from caloforge.errors import CaloforgeError
 
 STAGES = ("autoencoder", "flow", "decoder", "encoder", "latent", "layers", "student")
-HIT_ENERGIES = ("expected", "exponential")
+HIT_ENERGIES = ("expected", "exponential", "gamma")
 LATENT_MODELS = ("flow", "flowmatch")
 
 
@@ -52,8 +52,11 @@ class CaloManConfig:
     #: exponential draw of that mean). Geant4's deposit in a small voxel scatters about what the latent point
     #: predicts, and a few stray hits set the centres of a shower's first layers: at Par04 resolution the trained
     #: model's EC separation powers fell from 0.024 to 0.011 with "exponential". par04-coarse's voxels sum many
-    #: deposits, and there "exponential" made them worse (0.011 to 0.016, low-level AUC 0.53 to 0.73).
+    #: deposits, and there "exponential" made them worse (0.011 to 0.016, low-level AUC 0.53 to 0.73). "gamma":
+    #: the threshold plus a gamma draw of shape ``hit_shape`` (1 is "exponential"): a charged particle's deposit
+    #: peaks well above the threshold, where the exponential law's mode sits at it.
     hit_energy: str = "expected"
+    hit_shape: int = 2
     #: weight of the penalty that holds each latent dimension at zero mean and unit variance over a batch, so that
     #: the latent flow's splines (on [-5, 5]) cover the manifold's coordinates
     latent_penalty: float = 0.1
@@ -83,9 +86,17 @@ class CaloManConfig:
             raise CaloforgeError(f"caloman stage '{self.stage}': use one of {', '.join(STAGES)}")
         if self.hit_energy not in HIT_ENERGIES:
             raise CaloforgeError(f"caloman hit_energy '{self.hit_energy}': use one of {', '.join(HIT_ENERGIES)}")
+        if self.hit_shape < 1:
+            raise CaloforgeError(f"caloman hit_shape {self.hit_shape}: the gamma law's shape must be an integer >= 1")
         if self.latent_model not in LATENT_MODELS:
             raise CaloforgeError(f"caloman latent_model '{self.latent_model}': use one of {', '.join(LATENT_MODELS)}")
         if self.drawn_widths and not (self.hits and self.population_widths):
             raise CaloforgeError("caloman drawn_widths: needs hits and population_widths (it widens by the hit draw)")
         if self.latent < 2:
             raise CaloforgeError("caloman: the latent dimension must be >= 2 (the latent flow couples two halves)")
+
+    @property
+    def hit_shape_k(self) -> int | None:
+        """The gamma shape of a drawn hit's excess over the threshold (``VoxelCoding.decode_cut``); None: no draw,
+        the expected energy."""
+        return {"expected": None, "exponential": 1, "gamma": self.hit_shape}[self.hit_energy]

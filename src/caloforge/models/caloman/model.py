@@ -78,7 +78,7 @@ class CaloMan(nn.Module):
         self.population_widths = config.population_widths
         self.drawn_widths = config.drawn_widths
         self.hit_weight = config.hit_weight
-        self.hit_energy = config.hit_energy
+        self.hit_shape = config.hit_shape_k
         self.latent_penalty = config.latent_penalty
         context = 1 + geometry.n_layers
         self.coding = VoxelCoding(geometry, fitted["voxels"])
@@ -167,7 +167,7 @@ class CaloMan(nn.Module):
             return population_widths(moments, target, voxel_layer, n_layers)
         thresholds = (self.coding.threshold / layers.clamp_min(self.coding.threshold))[:, voxel_layer]
         squares = drawn_square_sums(reconstructed.detach(), hit_logits.detach().sigmoid(), thresholds,
-                                    self.hit_energy == "exponential", voxel_layer, n_layers)
+                                    self.hit_shape, voxel_layer, n_layers)
         return widened(moments, squares)
 
     def latent_loss(self, z: Tensor, context: Tensor) -> Tensor:
@@ -196,4 +196,4 @@ class CaloMan(nn.Module):
         z = self.latent_flow.sample(context, generator, **solver)
         y, hit_logits = self.autoencoder.decode(z, context)
         return self.coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator,
-                                      exponential_hits=self.hit_energy == "exponential")
+                                      hit_shape=self.hit_shape)

@@ -142,7 +142,7 @@ class VoxelCoding(nn.Module):
         return self.cut(self.layer_shares(y) * layers[:, self.voxel_layer])
 
     def decode_cut(self, y: Tensor, layers: Tensor, hit_probabilities: Tensor | None = None,
-                   generator: torch.Generator | None = None, exponential_hits: bool = False) -> Tensor:
+                   generator: torch.Generator | None = None, hit_shape: int | None = None) -> Tensor:
         """``decode`` for a model of cut showers (CaloMan's autoencoder), given dequantised layer energies.
 
         Less their expected noise (half the threshold on every voxel, or once per layer), ``layers`` are the
@@ -150,9 +150,10 @@ class VoxelCoding(nn.Module):
         they fall under the threshold and each layer is rescaled to its energy again, which the cut alone would
         lower. With ``hit_probabilities`` (as the voxels) the hits are drawn: the shares are expected values over
         hit and miss, so a voxel that is hit holds its share divided by its probability, and one that is missed
-        nothing; with ``exponential_hits`` a hit holds the threshold plus an exponential draw, their sum of that
-        mean (a hit is a deposit above the threshold: an unshifted draw would lose the low ones to the cut and
-        pull the layer's energy into its core).
+        nothing; with ``hit_shape`` k a hit holds the threshold plus a gamma draw of shape k (the sum of k
+        exponential draws over k), their sum of that mean (a hit is a deposit above the threshold: an unshifted
+        draw would lose the low ones to the cut and pull the layer's energy into its core). k = 1 is the
+        exponential law, whose mode at the threshold lights too many faint hits (``CaloManConfig.hit_energy``).
         A layer whose energy is clear of the dequantisation noise must hold a hit: its hits are drawn given that
         at least one passes the threshold (``draw_hits``). Deep layers hold a few MeV in one or two voxels, whose
         hit probabilities are small: drawn freely, a tenth of them would hold no hit. A layer none of whose voxels
@@ -165,9 +166,10 @@ class VoxelCoding(nn.Module):
         if hit_probabilities is not None:
             energy = fractions / hit_probabilities.clamp_min(1e-3) * spread
             # uniform draws: torch's bernoulli_ and exponential_ cost several times as much on a CPU
-            if exponential_hits:
-                excess = torch.rand(energy.shape, generator=generator, dtype=energy.dtype, device=energy.device)
-                energy = self.threshold + (energy - self.threshold).clamp_min(0) * excess.neg_().log1p_().neg_()
+            if hit_shape is not None:
+                excess = sum(torch.rand(energy.shape, generator=generator, dtype=energy.dtype, device=energy.device)
+                             .neg_().log1p_().neg_() for _ in range(hit_shape))
+                energy = self.threshold + (energy - self.threshold).clamp_min(0) * (excess / hit_shape)
             passing = torch.where(energy >= self.threshold, hit_probabilities, 0.0)
             # three standard deviations of the dequantisation noise in a layer's energy: below, it may be empty
             certain = target > 3 * self.threshold * (self.noise_voxels / 12).sqrt()
