@@ -42,9 +42,7 @@ def decode(model, energies: torch.Tensor, showers: torch.Tensor, part: str, gene
         z = model.autoencoder.encode(coding.encode(clean, coding.layer_energies(clean)), context)
     else:
         z = model.latent_flow.sample(context, generator)
-    y, hit_logits = model.autoencoder.decode(z, context)
-    return coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator,
-                             hit_shape=model.hit_shape)
+    return model.drawn_showers(*model.autoencoder.decode(z, context), layers, energies, generator)
 
 
 def main() -> None:

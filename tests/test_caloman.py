@@ -105,6 +105,37 @@ def test_config_refuses_drawn_widths_without_a_hit_draw_to_widen_for():
         from_dict(family.config, {**TINY, "latent_model": "diffusion"}, "test")
     assert from_dict(family.config, {**TINY, "drawn_widths": True, "population_widths": True, "hits": True},
                      "test").drawn_widths
+    with pytest.raises(CaloforgeError, match="drawn_moments: needs hits, and replaces population_widths"):
+        from_dict(family.config, {**TINY, "hits": True, "drawn_moments": True, "population_widths": True}, "test")
+    with pytest.raises(CaloforgeError, match="counted_hits: needs hits"):
+        from_dict(family.config, {**TINY, "counted_hits": True}, "test")
+
+
+def test_drawn_moments_pass_those_of_a_drawn_shower_straight_through_to_the_shares(coarse):
+    """The moment term's value is that of the showers sampling would draw (the hit counts from the fitted law), its
+    gradient that of the decoder's shares: it vanishes when the drawn moments meet Geant4's on average."""
+    geometry, energies, showers, _ = coarse
+    family = get_family("caloman")
+    config = from_dict(family.config, {**TINY, "hits": True, "moment_weight": 1.0, "drawn_moments": True,
+                                       "counted_hits": True}, "test")
+    model = family.build(config, geometry, family.fit(config, geometry, energies, showers))
+    energies, showers = energies[:32], showers[:32]
+    clean, layers = model.coding.cut(showers), model.coding.noisy_layer_energies(showers)
+    context = shower_condition(energies, layers)
+    with torch.no_grad():
+        y = model.coding.encode(clean, model.coding.layer_energies(clean))
+        _, hit_logits = model.autoencoder.decode(model.autoencoder.encode(y, context), context)
+    decoder_shares = model.coding.layer_shares(y).requires_grad_()
+    torch.manual_seed(0)
+    through, filled = model.drawn_moments_through(model.moments(decoder_shares), y, hit_logits, layers, energies)
+    torch.manual_seed(0)
+    drawn = model.drawn_showers(y, hit_logits, layers, energies)
+    drawn_moments = model.moments(shares(drawn, model.coding.layer_energies(drawn), model.coding.voxel_layer))
+    assert filled.float().mean() > 0.5 and torch.allclose(through[filled], drawn_moments[filled], atol=1e-4)
+    assert not torch.allclose(through[filled], model.moments(decoder_shares)[filled])
+    (gradient,) = torch.autograd.grad(through.sum(), decoder_shares)
+    (expected,) = torch.autograd.grad(model.moments(decoder_shares).sum(), decoder_shares)
+    assert torch.equal(gradient, expected)
 
 
 def test_autoencoder_reconstructs_better_after_a_few_steps(coarse):

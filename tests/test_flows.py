@@ -14,7 +14,8 @@ from caloforge.data import open_showers, sample_path
 from caloforge.data.intrinsic_dim import levina_bickel
 from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models.flows import (InverseAutoregressiveFlow, LayerEnergyFlow, MaskedAutoregressiveFlow, VoxelCoding,
-                                    fit_preprocessing)
+                                    fit_preprocessing, layer_sums)
+from caloforge.models.flows.hit_counts import HitCountLaw, draw_counted_hits, fit_hit_counts
 from caloforge.models.flows.voxels import draw_hits
 
 
@@ -272,3 +273,62 @@ def test_intrinsic_dim_command_on_the_bundled_sample():
                                       "--preprocess", "log"])
     assert result.exit_code == 0, result.output
     assert "intrinsic dimension" in result.output and "preprocess=log" in result.output
+
+
+def test_hit_counts_drawn_from_the_fitted_law_follow_the_layer_energy():
+    """Counts fixed by the layer energy up to a shift shared by all layers: the drawn counts follow the energy as
+    closely as the law's cells allow, keep the shared shift's correlation between neighbouring layers, never light
+    an empty layer and give a lit one at least one hit."""
+    generator = torch.Generator().manual_seed(0)
+    energies = 1000 * 10 ** (2 * torch.rand(6000, generator=generator))
+    layers = 2 + 60 * torch.rand(6000, 4, generator=generator)
+    layers[::5, 3] = 0
+    shift = torch.randint(0, 5, (6000, 1), generator=generator)
+    counts = torch.where(layers > 0, (layers / 2).round() + shift, 0)
+    fitted = fit_hit_counts(energies, layers, counts)
+    assert fitted["correlation"] > 0.6  # the shift, diluted by the energy spread within a cell
+    drawn = HitCountLaw(fitted).draw(energies, layers, generator)
+    assert (drawn[layers == 0] == 0).all() and (drawn[layers > 0] >= 1).all()
+    lit = (layers > 0).all(1)
+    residual = drawn[lit] - (layers[lit] / 2).round()
+    assert residual.mean().sub(2).abs() < 0.2 and residual.std() < 2.5
+    assert torch.corrcoef(residual[:, :2].T)[0, 1] > 0.5
+    independent = torch.corrcoef(torch.stack([drawn[:, 0], drawn[torch.randperm(6000, generator=generator), 1]]))
+    assert independent[0, 1].abs() < 0.1
+
+
+def test_counted_hits_take_the_count_from_the_likeliest_voxels():
+    """Exactly the drawn count a layer (fewer where fewer voxels can be hit), never a voxel of probability 0, the
+    likelier voxels more often."""
+    probabilities = torch.tensor([[0.9, 0.5, 0.1, 0.0, 0.3, 0.3, 0.0]]).expand(50_000, -1)
+    counts = torch.tensor([[1.0, 5.0]]).expand(50_000, -1)
+    hits = draw_counted_hits(probabilities, counts, torch.tensor([0, 0, 0, 0, 1, 1, 1]),
+                             torch.Generator().manual_seed(0))
+    assert (hits[:, :4].sum(1) == 1).all() and (hits[:, 4:].sum(1) == 2).all()
+    assert not hits[:, [3, 6]].any()
+    frequency = hits[:, :3].double().mean(0)
+    assert frequency[0] > 0.75 and frequency[0] > frequency[1] > frequency[2] > 0
+
+
+def test_decode_cut_with_the_hit_count_law_ties_the_count_to_the_layer_energy(coarse):
+    """With the same hit probability on every voxel an independent draw lights about as many voxels in every
+    layer whatever its energy; the fitted law lights as many as Geant4 does at that energy."""
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers, dequantised_voxels=False)["voxels"])
+    clean = coding.cut(showers)
+    layers = coding.noisy_layer_energies(showers)
+    y = coding.encode(clean, coding.layer_energies(clean))
+    flat = torch.full(showers.shape, 0.3)
+
+    def counts(**energies_given) -> torch.Tensor:
+        decoded = coding.decode_cut(y, layers, flat, torch.Generator().manual_seed(0), hit_shape=1, **energies_given)
+        assert torch.allclose(coding.layer_energies(decoded)[lit], (layers - 0.5 * coding.threshold)[lit], rtol=1e-4)
+        return layer_sums((decoded > 0).double(), coding.voxel_layer, geometry.n_layers)[:, 2][lit[:, 2]]
+
+    lit = coding.layer_energies(clean) > 10 * coding.threshold
+    geant4 = layer_sums((clean > 0).double(), coding.voxel_layer, geometry.n_layers)[:, 2][lit[:, 2]]
+    energy = coding.layer_energies(clean)[:, 2][lit[:, 2]].double().log()
+    independent, counted = counts(), counts(energies=energies)
+    assert torch.corrcoef(torch.stack([energy, independent.log()]))[0, 1] < 0.3
+    assert torch.corrcoef(torch.stack([energy, counted.log()]))[0, 1] > 0.8 * torch.corrcoef(
+        torch.stack([energy, geant4.log()]))[0, 1]

@@ -77,6 +77,17 @@ def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, tiny_fi
     assert load_checkpoint(last).header["epoch"] == 3 and (tmp_path / "killed" / "model.pt").exists()
 
 
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_model_holds_the_best_or_the_last_epoch_as_told(tmp_path, tiny_file, keep):
+    torch.set_num_threads(1)
+    final = train(run_config_from_dict(_run(tiny_file, keep=keep)), tmp_path, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    best_epoch = min(log, key=lambda record: record["val_loss"])["epoch"]
+    assert load_checkpoint(final).header["epoch"] == (best_epoch if keep == "best" else 3)
+    assert keep == "best" or all(torch.equal(weight, load_checkpoint(tmp_path / "last.pt").ema[name])
+                                 for name, weight in load_checkpoint(final).model.items())
+
+
 def test_compiled_training_matches_eager_and_saves_plain_weights(tmp_path, tiny_file, monkeypatch):
     torch.set_num_threads(1)
     # compiled code draws its random numbers with its own generator (seeded too); use eager's here to compare

@@ -50,6 +50,9 @@ class TrainConfig(Checked):
     grad_clip: float = checked(NON_NEGATIVE, 1.0)
     #: stop when the validation loss has not improved for this many epochs (0: never)
     patience: int = checked(NON_NEGATIVE, 20)
+    #: the weights ``model.pt`` holds: the "best" validation epoch's or the "last" epoch's (a loss whose value is a
+    #: random draw's, like CaloMan's ``drawn_moments``, measures no progress)
+    keep: str = checked(OneOf(("best", "last")), "best")
     seed: int = checked(SEED, 1234)
     #: stop after this many optimiser steps in total (0: no limit); for short CPU runs and tests
     max_steps: int = checked(NON_NEGATIVE, 0)

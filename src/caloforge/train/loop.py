@@ -217,7 +217,8 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
     final = out_dir / "model.pt"
     if ctx.is_main:
         best = out_dir / "best.pt"
-        save_checkpoint(final, load_checkpoint(best) if best.exists() else slim(load_checkpoint(last)))
+        keep_best = cfg.keep == "best" and best.exists()
+        save_checkpoint(final, load_checkpoint(best) if keep_best else slim(load_checkpoint(last)))
         log.close()
     distributed.barrier(ctx)
     distributed.finish(ctx)

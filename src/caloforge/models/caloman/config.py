@@ -43,6 +43,15 @@ class CaloManConfig:
     #: with ``hits`` and ``population_widths``: widen by the narrowing the decoder's own hit draw causes (its hit
     #: probabilities and ``hit_energy`` law, ``drawn_square_sums``) rather than by Geant4's hits' narrowing
     drawn_widths: bool = False
+    #: with ``hits``: fit the moments of the decoder's drawn showers (one hit draw a shower, ``decode_cut`` as
+    #: sampling does it, its value passed straight through to the shares' moments) to Geant4's measured ones.
+    #: Their expectation is then Geant4's, where ``drawn_widths`` matches the expected square of a width: the
+    #: drawn width's mean falls short of its root (0.03-0.17 standard deviations too narrow on Par04)
+    drawn_moments: bool = False
+    #: with ``hits``: draw each layer's number of hits from Geant4's law given its energy and E_inc (fitted with the
+    #: preprocessing, ``flows.hit_counts``), the hits themselves from the decoder's probabilities given that count;
+    #: drawn independently, the count hardly follows the layer energy
+    counted_hits: bool = False
     #: the decoder also predicts each voxel's probability of a hit (above the readout threshold), fitted by binary
     #: cross-entropy with weight ``hit_weight``, and sampling draws the hits: Geant4 leaves voxels empty at random,
     #: which a deterministic decoder cannot (it lights nearly every voxel a little)
@@ -92,6 +101,10 @@ class CaloManConfig:
             raise CaloforgeError(f"caloman latent_model '{self.latent_model}': use one of {', '.join(LATENT_MODELS)}")
         if self.drawn_widths and not (self.hits and self.population_widths):
             raise CaloforgeError("caloman drawn_widths: needs hits and population_widths (it widens by the hit draw)")
+        if self.drawn_moments and (not self.hits or self.population_widths):
+            raise CaloforgeError("caloman drawn_moments: needs hits, and replaces population_widths (set it false)")
+        if self.counted_hits and not self.hits:
+            raise CaloforgeError("caloman counted_hits: needs hits (the decoder's hit probabilities place the hits)")
         if self.latent < 2:
             raise CaloforgeError("caloman: the latent dimension must be >= 2 (the latent flow couples two halves)")
 

@@ -7,7 +7,10 @@ autoencoder and learns two densities by likelihood: flow 1 (CaloFlow's layer ene
 RQS flow on the latent given E_inc and the layer energies (or, with ``latent_model`` flowmatch, the latent's
 density by conditional flow matching, ``latent_match.py``). Both stages run through the shared trainer with one
 module, so the final checkpoint holds everything. Sampling: layer energies from flow 1, a latent point from the
-latent flow, the decoder's voxel shares scaled to the layer energies (``VoxelCoding.decode_cut``).
+latent flow, the decoder's voxel shares scaled to the layer energies (``VoxelCoding.decode_cut``); with a hit head,
+the hits drawn from its probabilities, with ``counted_hits`` as many in a layer as Geant4's law for its energy says
+(``flows.hit_counts``), and with ``drawn_moments`` the decoder is fitted so that the showers so drawn, not its
+shares, have Geant4's centres and widths.
 
 An optional stage ``decoder`` starts from the flow-stage checkpoint and trains the decoder further by the
 autoencoder's loss, with the encoder and the flows frozen: the latent points of the training showers stay where the
@@ -77,11 +80,16 @@ class CaloMan(nn.Module):
         self.moment_weight = config.moment_weight
         self.population_widths = config.population_widths
         self.drawn_widths = config.drawn_widths
+        self.drawn_moments = config.drawn_moments
+        self.counted_hits = config.counted_hits
         self.hit_weight = config.hit_weight
         self.hit_shape = config.hit_shape_k
         self.latent_penalty = config.latent_penalty
         context = 1 + geometry.n_layers
         self.coding = VoxelCoding(geometry, fitted["voxels"])
+        if self.counted_hits and self.coding.hit_counts is None:
+            raise CaloforgeError("caloman counted_hits: this preprocessing holds no hit-count law (fitted since "
+                                 "2026-12-05); a run started from it with train.init_from fits one")
         self.register_buffer("positions", torch.as_tensor(np.stack([geometry.eta_centres, geometry.phi_centres], 1),
                                                           dtype=torch.float32), persistent=False)
         self.autoencoder = Autoencoder(geometry.n_voxels, context, config.latent, config.encoder, config.decoder,
@@ -138,12 +146,16 @@ class CaloMan(nn.Module):
             if self.moment_weight:
                 # an empty layer has no centre or width: its reconstructed shares, normalised to one, would
                 # otherwise be pulled to a point at the origin
-                filled = (clean_layers > 0).unsqueeze(-1).expand(-1, -1, 4)
-                target_moments = self.moments(target)
-                if self.population_widths:
+                filled = clean_layers > 0
+                target_moments, moments = self.moments(target), self.moments(reconstructed)
+                if self.drawn_moments:
+                    moments, drawn = self.drawn_moments_through(moments, reconstruction, hit_logits, layers, energies)
+                    filled = filled & drawn
+                elif self.population_widths:
                     target_moments = self.population_moments(target_moments, target, clean_layers, reconstructed,
                                                              hit_logits)
-                moment_error = (self.moments(reconstructed) - target_moments).square()
+                filled = filled.unsqueeze(-1).expand(-1, -1, 4)
+                moment_error = (moments - target_moments).square()
                 loss = loss + self.moment_weight * moment_error[filled].mean()
             if hit_logits is not None:
                 loss = loss + self.hit_weight * F.binary_cross_entropy_with_logits(hit_logits, (clean > 0).float())
@@ -170,6 +182,25 @@ class CaloMan(nn.Module):
                                     self.hit_shape, voxel_layer, n_layers)
         return widened(moments, squares)
 
+    def drawn_moments_through(self, moments: Tensor, y: Tensor, hit_logits: Tensor, layers: Tensor, energies: Tensor
+                              ) -> tuple[Tensor, Tensor]:
+        """(``moments`` of the decoder's shares valued at those of one hit draw from them, layers the draw filled).
+
+        The draw is sampling's (``drawn_showers``); its moments pass straight through: the error's gradient reaches
+        the shares, and it vanishes when the drawn moments' expectation meets the target."""
+        with torch.no_grad():
+            drawn = self.drawn_showers(y, hit_logits, layers, energies)
+            drawn_layers = self.coding.layer_energies(drawn)
+            drawn_moments = self.moments(shares(drawn, drawn_layers, self.coding.voxel_layer))
+        return moments + (drawn_moments - moments.detach()), drawn_layers > 0
+
+    def drawn_showers(self, y: Tensor, hit_logits: Tensor | None, layers: Tensor, energies: Tensor,
+                      generator: torch.Generator | None = None) -> Tensor:
+        """Showers (MeV) from the decoder's voxel variables ``y`` and hit logits at the dequantised ``layers`` and
+        incident ``energies``: the hits drawn as the config says (``VoxelCoding.decode_cut``)."""
+        return self.coding.decode_cut(y, layers, None if hit_logits is None else hit_logits.sigmoid(), generator,
+                                      hit_shape=self.hit_shape, energies=energies if self.counted_hits else None)
+
     def latent_loss(self, z: Tensor, context: Tensor) -> Tensor:
         """The latent model's loss alone: flow matching's, or the coupling flow's NLL per dimension."""
         if isinstance(self.latent_flow, LatentMatch):
@@ -194,6 +225,4 @@ class CaloMan(nn.Module):
         layers = self.layer_flow.sample(energies, generator, self.layer_student)
         context = shower_condition(energies, layers)
         z = self.latent_flow.sample(context, generator, **solver)
-        y, hit_logits = self.autoencoder.decode(z, context)
-        return self.coding.decode_cut(y, layers, None if hit_logits is None else torch.sigmoid(hit_logits), generator,
-                                      hit_shape=self.hit_shape)
+        return self.drawn_showers(*self.autoencoder.decode(z, context), layers, energies, generator)

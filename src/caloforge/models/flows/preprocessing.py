@@ -11,6 +11,7 @@ from torch import Tensor
 
 from caloforge.contract import FIT_SHOWERS, readout_threshold
 from caloforge.geometry import Geometry
+from caloforge.models.flows.hit_counts import fit_hit_counts
 from caloforge.models.flows.layer_energy import fit_empty_gap, fit_layer_energy
 from caloforge.models.flows.voxels import cut, dequantise, fit_voxel_coding, layer_sums, noisy_layer_sums
 
@@ -22,7 +23,8 @@ def fit_preprocessing(geometry: Geometry, energies: Tensor, showers: Tensor, alp
     Flow 1 always sees dequantised layer energies. The voxel coding is fitted on dequantised showers, whose layer
     energies are those of flow 1; or, with ``dequantised_voxels=False`` (CaloMan's autoencoder), on the showers
     only cut at the threshold, and flow 1's layer energies are dequantised per layer (``noisy_layer_sums``), which
-    leaves a gap over the empty layers that sampling respects (``fit_empty_gap``).
+    leaves a gap over the empty layers that sampling respects (``fit_empty_gap``), and the coding holds Geant4's law
+    of the hit counts given the layer energies (``fit_hit_counts``).
     """
     n = min(len(showers), FIT_SHOWERS)
     threshold = readout_threshold(geometry)
@@ -35,6 +37,8 @@ def fit_preprocessing(geometry: Geometry, energies: Tensor, showers: Tensor, alp
     fitted_layers = fit_layer_energy(layers, energies[:n], alpha)
     if not dequantised_voxels:
         fitted_layers |= fit_empty_gap(sums, threshold)
-    return {"layers": fitted_layers,
-            "voxels": fit_voxel_coding(voxels, sums, voxel_layer, threshold, alpha,
-                                       "voxel" if dequantised_voxels else "layer")}
+    coding = fit_voxel_coding(voxels, sums, voxel_layer, threshold, alpha, "voxel" if dequantised_voxels else "layer")
+    if not dequantised_voxels:
+        counts = layer_sums((voxels > 0).to(voxels.dtype), voxel_layer, geometry.n_layers)
+        coding["hit_counts"] = fit_hit_counts(energies[:n].reshape(-1), sums, counts)
+    return {"layers": fitted_layers, "voxels": coding}

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from caloforge.data.transforms import Logit, Standardize, transform_from_dict
 from caloforge.geometry import Geometry
+from caloforge.models.flows.hit_counts import HitCountLaw, draw_counted_hits
 
 
 def cut(showers: Tensor, threshold: float) -> Tensor:
@@ -115,6 +116,8 @@ class VoxelCoding(nn.Module):
         self.per_layer_noise = fitted.get("layer_noise", "voxel") == "layer"
         noise_voxels = torch.ones(self.n_layers) if self.per_layer_noise else geometry.voxels_per_layer
         self.register_buffer("noise_voxels", torch.as_tensor(noise_voxels, dtype=torch.float32), persistent=False)
+        # fitted for CaloMan's cut showers since 2026-12-05 (``fit_preprocessing``)
+        self.hit_counts = HitCountLaw(fitted["hit_counts"]) if "hit_counts" in fitted else None
 
     def cut(self, showers: Tensor) -> Tensor:
         return cut(showers, self.threshold)
@@ -142,7 +145,8 @@ class VoxelCoding(nn.Module):
         return self.cut(self.layer_shares(y) * layers[:, self.voxel_layer])
 
     def decode_cut(self, y: Tensor, layers: Tensor, hit_probabilities: Tensor | None = None,
-                   generator: torch.Generator | None = None, hit_shape: int | None = None) -> Tensor:
+                   generator: torch.Generator | None = None, hit_shape: int | None = None,
+                   energies: Tensor | None = None) -> Tensor:
         """``decode`` for a model of cut showers (CaloMan's autoencoder), given dequantised layer energies.
 
         Less their expected noise (half the threshold on every voxel, or once per layer), ``layers`` are the
@@ -157,7 +161,9 @@ class VoxelCoding(nn.Module):
         A layer whose energy is clear of the dequantisation noise must hold a hit: its hits are drawn given that
         at least one passes the threshold (``draw_hits``). Deep layers hold a few MeV in one or two voxels, whose
         hit probabilities are small: drawn freely, a tenth of them would hold no hit. A layer none of whose voxels
-        can hold a hit keeps its expected shares.
+        can hold a hit keeps its expected shares. Given the incident ``energies`` (N,), a layer's number of hits is
+        drawn from the fitted law of Geant4's given its energy (``hit_counts``) and the hits are the decoder's most
+        likely voxels under logistic noise (``draw_counted_hits``).
         """
         target = (layers - 0.5 * self.threshold * self.noise_voxels).clamp_min(0)
         fractions = self.layer_shares(y)
@@ -173,7 +179,11 @@ class VoxelCoding(nn.Module):
             passing = torch.where(energy >= self.threshold, hit_probabilities, 0.0)
             # three standard deviations of the dequantisation noise in a layer's energy: below, it may be empty
             certain = target > 3 * self.threshold * (self.noise_voxels / 12).sqrt()
-            hit = draw_hits(passing, certain, self.voxel_layer, self.n_layers, generator)
+            if energies is None:
+                hit = draw_hits(passing, certain, self.voxel_layer, self.n_layers, generator)
+            else:
+                counts = self.hit_counts.draw(energies, torch.where(target > self.threshold, target, 0.0), generator)
+                hit = draw_counted_hits(passing, counts, self.voxel_layer, generator)
             drawn = torch.where(hit, energy, 0.0)
             lost = certain & (self.layer_energies(drawn) == 0)
             showers = torch.where(lost[:, self.voxel_layer], showers, drawn)
