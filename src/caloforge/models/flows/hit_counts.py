@@ -34,7 +34,8 @@ def _quantile_edges(values: Tensor, bins: int) -> Tensor:
 
 
 def _cell(edges: Tensor, values: Tensor) -> Tensor:
-    return (torch.searchsorted(edges[1:-1].contiguous(), values.contiguous(), right=True))
+    """The bin of each value between ``_quantile_edges`` (a row of values per row of edges where both are 2-D)."""
+    return torch.searchsorted(edges[..., 1:-1].contiguous(), values.contiguous(), right=True)
 
 
 def fit_hit_counts(energies: Tensor, layers: Tensor, counts: Tensor) -> dict:
@@ -104,7 +105,7 @@ class HitCountLaw(torch.nn.Module):
         above = (below + 1).clamp(max=self.quantiles.shape[-1] - 1)
         incident = _cell(self.incident_edges, energies.float().reshape(-1).log()).unsqueeze(1).expand(-1, n_layers)
         log_layers = layers.float().clamp_min(torch.finfo(torch.float32).tiny).log()
-        bins = torch.searchsorted(self.layer_edges[:, 1:-1].contiguous(), log_layers.T.contiguous(), right=True).T
+        bins = _cell(self.layer_edges, log_layers.T).T
         table = self.quantiles[torch.arange(n_layers, device=layers.device), incident, bins]  # (N, L, LEVELS)
         low, high = table.gather(-1, below.long().unsqueeze(-1)), table.gather(-1, above.long().unsqueeze(-1))
         weight = (position - below).clamp(0, 1).unsqueeze(-1)
