@@ -109,15 +109,25 @@ def test_config_refuses_drawn_widths_without_a_hit_draw_to_widen_for():
         from_dict(family.config, {**TINY, "hits": True, "drawn_moments": True, "population_widths": True}, "test")
     with pytest.raises(CaloforgeError, match="counted_hits: needs hits"):
         from_dict(family.config, {**TINY, "counted_hits": True}, "test")
+    deposits = {**TINY, "hits": True, "hit_energy": "deposits"}
+    with pytest.raises(CaloforgeError, match="'deposits' and drawn_widths"):
+        from_dict(family.config, {**deposits, "drawn_widths": True, "population_widths": True}, "test")
+    with pytest.raises(CaloforgeError, match="hit_deposit -1"):
+        from_dict(family.config, {**deposits, "hit_deposit": -1}, "test")
+    config = from_dict(family.config, {**deposits, "hit_deposit": 12.0}, "test")
+    assert (config.hit_shape_k, config.hit_deposit_mev) == (1, 12.0)
+    assert from_dict(family.config, {**TINY, "hits": True, "hit_energy": "gamma"}, "test").hit_deposit_mev is None
 
 
-def test_drawn_moments_pass_those_of_a_drawn_shower_straight_through_to_the_shares(coarse):
-    """The moment term's value is that of the showers sampling would draw (the hit counts from the fitted law), its
-    gradient that of the decoder's shares: it vanishes when the drawn moments meet Geant4's on average."""
+@pytest.mark.parametrize("hit_energy", ["exponential", "deposits"])
+def test_drawn_moments_pass_those_of_a_drawn_shower_straight_through_to_the_shares(coarse, hit_energy):
+    """The moment term's value is that of the showers sampling would draw (the hit counts from the fitted law, the
+    hit energies from the config's law), its gradient that of the decoder's shares: it vanishes when the drawn
+    moments meet Geant4's on average."""
     geometry, energies, showers, _ = coarse
     family = get_family("caloman")
     config = from_dict(family.config, {**TINY, "hits": True, "moment_weight": 1.0, "drawn_moments": True,
-                                       "counted_hits": True}, "test")
+                                       "counted_hits": True, "hit_energy": hit_energy}, "test")
     model = family.build(config, geometry, family.fit(config, geometry, energies, showers))
     energies, showers = energies[:32], showers[:32]
     clean, layers = model.coding.cut(showers), model.coding.noisy_layer_energies(showers)
@@ -206,6 +216,21 @@ def flow_run(coarse, tmp_path_factory):
     return train(run_config_from_dict({**run, "model": {**TINY, "stage": "flow"},
                                        "train": {**TRAIN, "init_from": str(autoencoder)}}), folder / "flow",
                  progress=False)
+
+
+def test_zero_epochs_reissue_the_starting_weights_under_a_new_sampling_law(coarse, flow_run, tmp_path):
+    """``train.epochs: 0``: model.pt holds init_from's weights as they were, under the run's config (here CaloMan's
+    hit-energy law); without init_from there is nothing to re-issue."""
+    *_, data = coarse
+    run = {"family": "caloman", "geometry": "par04-coarse", "data": {"train": data},
+           "model": {**TINY, "stage": "flow", "hit_energy": "deposits", "hit_deposit": 9.0}}
+    path = train(run_config_from_dict({**run, "train": {**TRAIN, "epochs": 0, "init_from": str(flow_run)}}),
+                 tmp_path / "zero", progress=False)
+    (model, _), (start, _) = load_model(path), load_model(flow_run)
+    assert model.hit_deposit == 9.0 and start.hit_deposit is None
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), start.state_dict().values()))
+    with pytest.raises(CaloforgeError, match="epochs 0 re-issues"):
+        train(run_config_from_dict({**run, "train": {**TRAIN, "epochs": 0}}), tmp_path / "none", progress=False)
 
 
 def stage_run(data, model: dict, init_from, steps: int, folder):

@@ -152,7 +152,7 @@ CASES = [
     ("set-no-equals", "train {run} --set train.epochs", "not of the form section.key=value"),
     ("set-under-a-value", "train {run} --set family.x=1", "family: must be a mapping"),
     ("config-batch-zero", "train {run} --set train.batch_size=0", "train: batch_size: must be >= 1 (got 0)"),
-    ("config-epochs-zero", "train {run} --set train.epochs=0", "train: epochs: must be >= 1 (got 0)"),
+    ("config-epochs-zero", "train {run} --set train.epochs=0", "train.epochs 0 re-issues train.init_from's weights"),
     ("config-lr-negative", "train {run} --set train.lr=-1e-3", "train: lr: must be > 0 (got -0.001)"),
     ("config-val-fraction", "train {run} --set data.val_fraction=1.5",
      "data: val_fraction: must be in (0, 1) (got 1.5)"),

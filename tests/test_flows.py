@@ -16,7 +16,7 @@ from caloforge.geometry import Rebinning, load_geometry
 from caloforge.models.flows import (InverseAutoregressiveFlow, LayerEnergyFlow, MaskedAutoregressiveFlow, VoxelCoding,
                                     fit_preprocessing, layer_sums)
 from caloforge.models.flows.hit_counts import HitCountLaw, draw_counted_hits, fit_hit_counts
-from caloforge.models.flows.voxels import draw_hits
+from caloforge.models.flows.voxels import draw_hits, gamma_fractions
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +139,37 @@ def test_gamma_hits_scatter_about_share_over_probability_and_keep_the_layer_ener
         spreads.append(((hit_values - mean).square().nanmean(1).sqrt() / mean.squeeze(1)).mean())
     relative_spread = torch.stack(spreads).nanmean() * shape ** 0.5
     assert 0.7 < relative_spread < 1.2, "a gamma draw's standard deviation is its mean over the square root of k"
+
+
+def test_gamma_fractions_of_any_shape_have_mean_one_and_variance_one_over_k():
+    """Wilson-Hilferty draws (a tensor of shapes) and the mean of k exponentials (an integer k) alike."""
+    shapes = torch.tensor([1.0, 2.5, 40.0]).repeat_interleave(200_000)
+    draws = gamma_fractions(shapes, shapes, torch.Generator().manual_seed(0)).reshape(3, -1)
+    assert torch.allclose(draws.mean(1), torch.ones(3), atol=0.01)
+    assert torch.allclose(draws.var(1) * torch.tensor([1.0, 2.5, 40.0]), torch.ones(3), rtol=0.05)
+    median_one = torch.quantile(draws[0, :100_000], 0.5)  # the exponential law's median: ln 2
+    assert abs(median_one - np.log(2)) < 0.03
+    integer = gamma_fractions(3, torch.zeros(200_000), torch.Generator().manual_seed(1))
+    assert abs(integer.mean() - 1) < 0.01 and abs(integer.var() * 3 - 1) < 0.03
+
+
+def test_deposit_law_scatters_bright_hits_less_than_faint_ones(coarse):
+    """With hit_deposit the gamma shape is excess / deposit: bright voxels scatter by a small part of their energy
+    (here less than a quarter of the exponential law's spread), and the layers keep their energies."""
+    geometry, energies, showers = coarse
+    coding = VoxelCoding(geometry, fit_preprocessing(geometry, energies, showers)["voxels"])
+    layers = coding.layer_energies(coding.dequantise(showers))
+    y = coding.encode(coding.dequantise(showers), layers)
+    probabilities = torch.full(showers.shape, 0.5)
+    draw = {deposit: coding.decode_cut(y, layers, probabilities, torch.Generator().manual_seed(2), hit_shape=1,
+                                       hit_deposit=deposit) for deposit in (None, 1.0)}
+    lit = layers > 10 * coding.threshold * coding.noise_voxels
+    assert torch.allclose(coding.layer_energies(draw[1.0])[lit], coding.layer_energies(draw[None])[lit], rtol=1e-4)
+    mean_hit = coding.layer_shares(y) / probabilities * layers[:, coding.voxel_layer]
+    bright = (mean_hit > 1000.0) & (draw[None] > 0) & (draw[1.0] > 0)
+    assert bright.sum() > 500
+    spread = {deposit: (draw[deposit] / mean_hit)[bright].log().std() for deposit in draw}
+    assert spread[1.0] < 0.25 * spread[None], "shape >= 1000: the spread falls by sqrt(shape) up to the rescaling"
 
 
 def test_per_layer_noise_keeps_empty_layers_under_the_threshold(coarse):

@@ -37,7 +37,9 @@ class DataConfig(Checked):
 
 @dataclass
 class TrainConfig(Checked):
-    epochs: int = checked(COUNT, 100)
+    #: 0: nothing trained; model.pt holds the init_from weights under this run's config, for a change that only
+    #: sampling reads (CaloMan's hit_energy law)
+    epochs: int = checked(NON_NEGATIVE, 100)
     batch_size: int = checked(COUNT, 128)
     lr: float = checked(POSITIVE, 4e-4)
     weight_decay: float = checked(NON_NEGATIVE, 0.0)

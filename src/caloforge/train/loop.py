@@ -104,6 +104,8 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
     model_config = from_dict(family.config, run.model, f"{run.family} model config")
     torch.manual_seed(cfg.seed + ctx.rank)
 
+    if cfg.epochs == 0 and not cfg.init_from:
+        raise CaloforgeError("train.epochs 0 re-issues train.init_from's weights under this config: give init_from")
     train_set, val_set = load_split(run.data, geometry, cfg.seed)
     last = out_dir / "last.pt"
     state = load_checkpoint(last) if resume and last.exists() else None
@@ -217,8 +219,11 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
     final = out_dir / "model.pt"
     if ctx.is_main:
         best = out_dir / "best.pt"
-        keep_best = cfg.keep == "best" and best.exists()
-        save_checkpoint(final, load_checkpoint(best) if keep_best else slim(load_checkpoint(last)))
+        if header["epoch"] == 0:  # no epoch ran (train.epochs 0): the starting weights under this run's config
+            save_checkpoint(final, Checkpoint(header=dict(header), model=ema.module.state_dict()))
+        else:
+            keep_best = cfg.keep == "best" and best.exists()
+            save_checkpoint(final, load_checkpoint(best) if keep_best else slim(load_checkpoint(last)))
         log.close()
     distributed.barrier(ctx)
     distributed.finish(ctx)

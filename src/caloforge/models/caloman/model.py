@@ -83,7 +83,7 @@ class CaloMan(nn.Module):
         self.drawn_moments = config.drawn_moments
         self.counted_hits = config.counted_hits
         self.hit_weight = config.hit_weight
-        self.hit_shape = config.hit_shape_k
+        self.hit_shape, self.hit_deposit = config.hit_shape_k, config.hit_deposit_mev
         self.latent_penalty = config.latent_penalty
         context = 1 + geometry.n_layers
         self.coding = VoxelCoding(geometry, fitted["voxels"])
@@ -199,7 +199,8 @@ class CaloMan(nn.Module):
         """Showers (MeV) from the decoder's voxel variables ``y`` and hit logits at the dequantised ``layers`` and
         incident ``energies``: the hits drawn as the config says (``VoxelCoding.decode_cut``)."""
         return self.coding.decode_cut(y, layers, None if hit_logits is None else hit_logits.sigmoid(), generator,
-                                      hit_shape=self.hit_shape, energies=energies if self.counted_hits else None)
+                                      hit_shape=self.hit_shape, energies=energies if self.counted_hits else None,
+                                      hit_deposit=self.hit_deposit)
 
     def latent_loss(self, z: Tensor, context: Tensor) -> Tensor:
         """The latent model's loss alone: flow matching's, or the coupling flow's NLL per dimension."""
