@@ -63,8 +63,8 @@ class CaloManConfig:
     #: model's EC separation powers fell from 0.024 to 0.011 with "exponential". par04-coarse's voxels sum many
     #: deposits, and there "exponential" made them worse (0.011 to 0.016, low-level AUC 0.53 to 0.73). "gamma":
     #: the threshold plus a gamma draw of shape ``hit_shape`` (1 is "exponential"): a charged particle's deposit
-    #: peaks well above the threshold, where the exponential law's mode sits at it. "deposits": the exponential law
-    #: for a faint hit, and for a bright one a gamma law of shape excess / ``hit_deposit`` (MeV; the excess as the
+    #: peaks well above the threshold, where the exponential law's mode sits at it. "deposits": about the exponential
+    #: law for a faint hit, and for a bright one a gamma law of shape excess / ``hit_deposit`` (MeV; the excess as the
     #: sum of deposits of about that size), whose spread shrinks as 1 / sqrt(shape). With "exponential" the 16
     #: wedges around the Par04 shower axis scattered so much that the brightest held 0.18 of its layer at the
     #: shower maximum where Geant4's holds 0.12 (median, layer 5): gradient-boosted trees told the brightest
