@@ -36,7 +36,7 @@ def decode(model, energies: torch.Tensor, showers: torch.Tensor, part: str, gene
     clean = coding.cut(showers)
     layers = coding.noisy_layer_energies(showers)
     if part == "model":
-        layers = model.layer_flow.sample(energies, generator)
+        layers = model.sample_layers(energies, generator)
     context = shower_condition(energies, layers)
     if part == "reconstruction":
         z = model.autoencoder.encode(coding.encode(clean, coding.layer_energies(clean)), context)

@@ -1,4 +1,5 @@
-"""How well a model's layer-energy model (CaloMan's flow 1, or its student) draws the 45 layer energies alone.
+"""How well a model's layer-energy model (CaloMan's flow 1: a MAF, its student or a flow matcher) draws the 45 layer
+energies alone.
 
 The layer energies carry most of the high-level features (E_layer, E_tot, and whether a faint layer at a shower's
 end holds anything at all: the CaloChallenge features take log10(E_layer + 1e-8), so an empty layer lies six
@@ -94,8 +95,7 @@ def main() -> None:
         for label, gap in gaps.items():
             model.layer_flow.gap = gap
             with torch.no_grad():
-                drawn = model.layer_flow.sample(energies, torch.Generator().manual_seed(args.seed),
-                                                getattr(model, "layer_student", None))
+                drawn = model.sample_layers(energies, torch.Generator().manual_seed(args.seed))
             empty = torch.where(drawn < model.coding.threshold, 0.0, drawn)
             print(row(f"{path}{label}", energies, empty, reference, args.seed), flush=True)
 

@@ -305,6 +305,33 @@ def test_layers_stage_trains_flow_1_alone(coarse, flow_run, tmp_path):
     assert drawn.shape == (20, geometry.n_voxels) and torch.isfinite(drawn).all() and (drawn >= 0).all()
 
 
+def test_layers_stage_replaces_flow_1_by_a_flow_matcher(coarse, flow_run, tmp_path):
+    """``layer_model: flowmatch``: the layers stage trains a velocity network for the layer energies anew in place
+    of a flow-stage run's MAF (its flow-matching loss falls, nothing outside flow 1 moves), and sampling integrates
+    its ODE, the same for the same seed. Its student stage has no MAF blocks to distil and is refused."""
+    geometry, energies, showers, data = coarse
+    model = {**TINY, "stage": "layers", "layer_model": "flowmatch", "layer_width": 32, "layer_depth": 2,
+             "layer_steps": 3}
+    untrained, trained = (stage_run(data, model, flow_run, steps, tmp_path) for steps in (1, 60))
+    losses = [training_loss(path, energies[:256], showers[:256]) for path in (untrained, trained)]
+    assert losses[1] < losses[0] - 0.05
+    before, after = load_checkpoint(flow_run).model, load_checkpoint(trained).model
+    assert any(key.startswith("layer_flow.network.") for key in after)
+    assert not any(key.startswith("layer_flow.flow.") for key in after)
+    assert all(torch.equal(before[key], tensor) for key, tensor in after.items() if not key.startswith("layer_flow."))
+    sampler, _ = load_model(trained)
+    with torch.no_grad():
+        layers = sampler.sample_layers(energies[:20], torch.Generator().manual_seed(0))
+        drawn = sampler.sample(energies[:20], torch.Generator().manual_seed(0))
+        again = sampler.sample(energies[:20], torch.Generator().manual_seed(0))
+    assert layers.shape == (20, geometry.n_layers) and torch.isfinite(layers).all() and (layers >= 0).all()
+    assert drawn.shape == (20, geometry.n_voxels) and torch.isfinite(drawn).all() and torch.equal(drawn, again)
+    with pytest.raises(CaloforgeError, match="needs layer_model 'flow'"):
+        from_dict(get_family("caloman").config, {**model, "stage": "student"}, "test")
+    with pytest.raises(CaloforgeError, match="layer_model 'coupling'"):
+        from_dict(get_family("caloman").config, {**TINY, "layer_model": "coupling"}, "test")
+
+
 def test_decoder_stage_trains_the_decoder_alone_on_the_frozen_latent(coarse, flow_run, tmp_path):
     geometry, energies, _, data = coarse
     flow = flow_run
@@ -409,6 +436,17 @@ def test_student_stage_distils_flow_1_alone_and_ships_without_its_teacher(coarse
     save_checkpoint(folder / "flow.pt", shippable(load_checkpoint(flow), half=True))
     with pytest.raises(CaloforgeError, match="not the file it was exported against"):
         load_checkpoint(folder / "student.pt")
+
+    # a base whose flow 1 changed kind (a flow matcher, stage layers) still serves it: the base's weights the
+    # student has no place for are not read
+    matcher = stage_run(data, {**TINY, "stage": "layers", "layer_model": "flowmatch", "layer_width": 32,
+                               "layer_depth": 2}, flow, 1, tmp_path)
+    save_checkpoint(folder / "matcher.pt", shippable(load_checkpoint(matcher)))
+    save_checkpoint(folder / "student.pt", shippable(load_checkpoint(trained), base=folder / "matcher.pt"))
+    assert not any(key.startswith("layer_flow.network.") for key in load_checkpoint(folder / "student.pt").model)
+    with torch.no_grad():
+        on_matcher = load_model(folder / "student.pt")[0].sample(energies[:50], torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, on_matcher)
 
 
 def test_hit_head_is_fitted_and_decides_which_voxels_are_lit(coarse):

@@ -94,7 +94,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CaloforgeError(f"{path}: damaged caloforge checkpoint (its header or weights are missing)")
     model = payload["model"]
     if "base" in header:
-        model = {**_base_weights(path, header["base"], map_location), **model}
+        model = {**_base_weights(path, header, map_location), **model}
     return Checkpoint(header=header, model=model, ema=payload.get("ema"),
                       optimizer=payload.get("optimizer"), scheduler=payload.get("scheduler"), rng=payload.get("rng"))
 
@@ -108,9 +108,11 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _base_weights(path: Path, base: dict, map_location: str | torch.device) -> dict[str, torch.Tensor]:
-    """The weights of the checkpoint ``path`` names as its base: the file of that name beside it, byte for byte
-    the one it was exported against."""
+def _base_weights(path: Path, header: dict, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """The weights of the checkpoint ``path`` names as its base (``header["base"]``): the file of that name beside
+    it, byte for byte the one it was exported against; only those its own model has a place for, since the base
+    may hold parts of its own (a flagship whose flow 1 changed kind beside a fast mode that keeps its own)."""
+    base = header["base"]
     base_path = path.parent / base["file"]
     if base_path.name == path.name:
         raise CaloforgeError(f"{path}: damaged caloforge checkpoint (it names itself as its base)")
@@ -120,7 +122,8 @@ def _base_weights(path: Path, base: dict, map_location: str | torch.device) -> d
     if file_digest(base_path) != base["sha256"]:
         raise CaloforgeError(f"{path}: {base_path} is not the file it was exported against (its SHA-256 differs); "
                              "export it again against this one")
-    return load_checkpoint(base_path, map_location).model
+    expected = model_from_header(header, str(path)).state_dict()
+    return {name: tensor for name, tensor in load_checkpoint(base_path, map_location).model.items() if name in expected}
 
 
 def _header(payload: dict) -> dict | None:

@@ -195,13 +195,14 @@ def train(run: RunConfig, out_dir: str | Path, resume: bool = False, progress: b
         epoch_cpu_seconds = round(time.process_time() - started_cpu, 2)
         header["cpu_seconds"] += epoch_cpu_seconds
         if ctx.is_main:
+            seconds = time.perf_counter() - started
             record = {"epoch": epoch + 1, "step": header["step"], "train_loss": train_loss, "val_loss": val,
-                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - started, 2),
+                      "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 2),
                       "cpu_seconds": epoch_cpu_seconds}
             log.write(json.dumps(record) + "\n")
             log.flush()
             print(f"epoch {epoch + 1}: train {train_loss:.5f}  val {val:.5f}{'  *' if improved else ''}  "
-                  f"({record['seconds']} s, {seen * ctx.world_size / record['seconds']:.0f} showers/s)")
+                  f"({record['seconds']} s, {seen * ctx.world_size / seconds:.0f} showers/s)")
             checkpoint = Checkpoint(header=dict(header), model=model.state_dict(), ema=ema.module.state_dict(),
                                     optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                     rng=torch.get_rng_state())

@@ -24,8 +24,9 @@ and diagnosable again (stage ``decoder``, reconstructions of Geant4 showers) wit
 An optional stage ``latent`` trains the latent density alone anew (``latent_model`` may differ from the start's)
 with everything else frozen: flow 1, and a student distilled from it, stay as they were.
 
-An optional stage ``layers`` trains flow 1 alone on from the start's, with everything else frozen: the latent density
-and the decoder are conditioned on Geant4's layer energies in training, so they stay valid.
+An optional stage ``layers`` trains flow 1 alone on from the start's (anew where ``layer_model`` differs from the
+start's), with everything else frozen: the latent density and the decoder are conditioned on Geant4's layer energies
+in training, so they stay valid.
 
 An optional stage ``student`` starts from the flow-stage checkpoint and distils flow 1, autoregressive over the
 layers (one network pass a layer and block when sampling), into an IAF of the same blocks (one pass a block), as
@@ -56,6 +57,7 @@ from caloforge.models.caloman.autoencoder import (
 )
 from caloforge.models.caloman.config import CaloManConfig
 from caloforge.models.caloman.latent_match import LatentMatch
+from caloforge.models.flowmatch.energy import LayerEnergyMatch
 from caloforge.models.flows import (
     InverseAutoregressiveFlow,
     LayerEnergyFlow,
@@ -99,8 +101,12 @@ class CaloMan(nn.Module):
         if self.stage != "autoencoder":
             # the flows exist in these stages alone, so that the autoencoder's checkpoint fixes none of their choices
             self.autoencoder.requires_grad_(False)
-            self.layer_flow = LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms,
-                                              config.layer_hidden, config.bins, config.layer_passes)
+            self.layer_flow = (
+                LayerEnergyMatch(geometry.n_layers, fitted["layers"], config.layer_width, config.layer_depth)
+                if config.layer_model == "flowmatch" else
+                LayerEnergyFlow(geometry.n_layers, fitted["layers"], config.layer_transforms, config.layer_hidden,
+                                config.bins, config.layer_passes))
+            self.layer_sampling = {"sampler": config.match_sampler, "steps": config.layer_steps}
             self.latent_flow = (
                 LatentMatch(config.latent, context, config.match_width, config.match_depth, config.match_sampler,
                             config.match_steps) if config.latent_model == "flowmatch" else
@@ -130,7 +136,7 @@ class CaloMan(nn.Module):
             return distillation_loss(self.layer_student, teacher.flow, teacher.encode(teacher.to_u(layers, energies)),
                                      incident_condition(energies))
         if self.stage == "layers":
-            return -self.layer_flow.log_prob(energies, layers).mean() / self.n_layers
+            return self.layer_loss(energies, layers)
         clean = self.coding.cut(showers)
         clean_layers = self.coding.layer_energies(clean)
         y = self.coding.encode(clean, clean_layers)
@@ -164,8 +170,8 @@ class CaloMan(nn.Module):
             z = self.autoencoder.encode(y, context)
         if self.stage == "latent":
             return self.latent_loss(z, context)
-        if isinstance(self.latent_flow, LatentMatch):
-            return -self.layer_flow.log_prob(energies, layers).mean() / self.n_layers + self.latent_loss(z, context)
+        if isinstance(self.latent_flow, LatentMatch) or isinstance(self.layer_flow, LayerEnergyMatch):
+            return self.layer_loss(energies, layers) + self.latent_loss(z, context)
         log_prob = self.layer_flow.log_prob(energies, layers) + self.latent_flow.log_prob(z, context)
         return -log_prob.mean() / self.dims
 
@@ -202,6 +208,19 @@ class CaloMan(nn.Module):
                                       hit_shape=self.hit_shape, energies=energies if self.counted_hits else None,
                                       hit_deposit=self.hit_deposit)
 
+    def layer_loss(self, energies: Tensor, layers: Tensor) -> Tensor:
+        """Flow 1's loss alone: its NLL per layer, or a flow matcher's velocity error."""
+        if isinstance(self.layer_flow, LayerEnergyMatch):
+            return self.layer_flow.loss(energies, layers)
+        return -self.layer_flow.log_prob(energies, layers).mean() / self.n_layers
+
+    def sample_layers(self, energies: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """(N, L) layer energies in MeV drawn for (N,) incident energies: by flow 1, its student, or its flow
+        matcher's ODE."""
+        if isinstance(self.layer_flow, LayerEnergyMatch):
+            return self.layer_flow.sample(energies, generator, **self.layer_sampling)
+        return self.layer_flow.sample(energies, generator, self.layer_student)
+
     def latent_loss(self, z: Tensor, context: Tensor) -> Tensor:
         """The latent model's loss alone: flow matching's, or the coupling flow's NLL per dimension."""
         if isinstance(self.latent_flow, LatentMatch):
@@ -223,7 +242,7 @@ class CaloMan(nn.Module):
         if self.stage == "autoencoder":
             raise CaloforgeError("caloman: this is an autoencoder-stage checkpoint; train the flow stage from it "
                                  "(model.stage=flow, train.init_from=<this checkpoint>) to sample")
-        layers = self.layer_flow.sample(energies, generator, self.layer_student)
+        layers = self.sample_layers(energies, generator)
         context = shower_condition(energies, layers)
         z = self.latent_flow.sample(context, generator, **solver)
         return self.drawn_showers(*self.autoencoder.decode(z, context), layers, energies, generator)
