@@ -4,10 +4,13 @@ The protocol's MLP in float64 over 6480 voxels and 10,000 showers a side takes h
 4,000 a side (the sample size at which #17's bars are set) it takes 3 minutes, and its floor, Geant4 against Geant4,
 is measured beside it by passing the training file as a sample. For each sample: ``cls-low`` and ``cls-high`` as the
 protocol trains them (isotonic calibration, 60/20/20 split, best epoch on the "test" part), against the reference's
-first ``--n`` showers. ``--regions`` adds the voxel MLP on parts of the showers: ``L:a:b`` layers a..b-1, ``R:a:b``
-radial bins a..b-1 of every layer, ``Lsum:a:b`` the angle-summed radial profiles of layers a..b-1 (regular
-geometries). ``--trees`` adds gradient-boosted trees (5-fold) on each layer's largest voxel share for layers 5-14,
-the sorted shares of the 16 wedges around the axis, and the angle-summed radial shares.
+first ``--n`` showers. ``--skip k`` reads showers k to k + n - 1 of every file instead: a sample generated for all
+the reference's energies (``caloforge generate --energies REF``) then meets Geant4 showers that no choice made
+with the first n ever saw (on Par04, ``--skip 6000``: showers 6,000-9,999 of the reference). ``--regions`` adds
+the voxel MLP on parts of the showers: ``L:a:b`` layers a..b-1, ``R:a:b`` radial bins a..b-1 of every layer,
+``Lsum:a:b`` the angle-summed radial profiles of layers a..b-1 (regular geometries). ``--trees`` adds
+gradient-boosted trees (5-fold) on each layer's largest voxel share for layers 5-14, the sorted shares of the 16
+wedges around the axis, and the angle-summed radial shares.
 
     OMP_NUM_THREADS=2 python bench/bench_voxel_classifier.py GEN.h5 ../shared/data/par04/par04_e_1-100GeV_train.h5 \\
         --repeats 2 --regions L:0:5,L:5:15,L:15:25,L:25:45,R:0:3,R:3:9,Lsum:0:45 --trees
@@ -36,9 +39,11 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "par04"
 CHUNK = 2000
 
 
-def read(path: Path, n: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Incident energies (n,) and thresholded voxels (n, voxels) of a file's first ``n`` showers."""
-    energies, voxels = open_showers(path).read(slice(0, n))
+def read(path: Path, n: int, threshold: float, skip: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Incident energies (n,) and thresholded voxels (n, voxels) of a file's showers ``skip`` to ``skip + n - 1``."""
+    energies, voxels = open_showers(path).read(slice(skip, skip + n))
+    if len(energies) < n:
+        raise SystemExit(f"{path}: {len(energies)} showers from shower {skip} on, {n} wanted")
     voxels = np.asarray(voxels, dtype=np.float32)
     voxels[voxels < threshold] = 0
     return np.asarray(energies, dtype=np.float64).reshape(-1), voxels
@@ -86,6 +91,7 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, default=DATA / "par04_e_1-100GeV_reference.h5")
     parser.add_argument("--geometry", default="par04")
     parser.add_argument("--n", type=int, default=4000, help="showers a side")
+    parser.add_argument("--skip", type=int, default=0, help="start at this shower in every file")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--regions", default="", help="comma-separated L:a:b, R:a:b, Lsum:a:b")
     parser.add_argument("--trees", action="store_true")
@@ -95,10 +101,10 @@ def main() -> None:
     geometry = load_geometry(args.geometry)
     threshold = readout_threshold(geometry)
     settings = replace(PROTOCOL, dtype="float32", name="protocol-float32")
-    ref_e, ref_x = read(args.reference, args.n, threshold)
+    ref_e, ref_x = read(args.reference, args.n, threshold, args.skip)
     ref_high = high_level(geometry, ref_e, ref_x, threshold)
     for path in args.samples:
-        gen_e, gen_x = read(path, args.n, threshold)
+        gen_e, gen_x = read(path, args.n, threshold, args.skip)
         rows = []
         tests = [("cls-low", gen_x, ref_x, geometry), ("cls-high", None, None, geometry)]
         for spec in filter(None, args.regions.split(",")):
@@ -118,7 +124,8 @@ def main() -> None:
         if args.trees:
             gen_t, ref_t = tree_features(gen_e, gen_x, geometry.shape), tree_features(ref_e, ref_x, geometry.shape)
             rows += [f"| trees: {name} | {tree_auc(ref_t[name], gen_t[name]):.3f} |" for name in gen_t]
-        print(f"\n{path} against {args.reference.name}, {args.n} a side\n\n| classifier | AUC |\n|---|---|")
+        showers = f"showers {args.skip}-{args.skip + args.n - 1}" if args.skip else f"{args.n} a side"
+        print(f"\n{path} against {args.reference.name}, {showers}\n\n| classifier | AUC |\n|---|---|")
         print("\n".join(rows), flush=True)
 
 
